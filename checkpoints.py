@@ -1,0 +1,163 @@
+"""TF1-style, name-based checkpoints: the format of Google's BERT checkpoints and of ours.
+
+A checkpoint is a prefix (`model.ckpt-1000`) with `.index` and `.data-*` files holding one tensor
+per variable name, as TF1's `Saver` wrote them. TF2's object-based `tf.train.Checkpoint` would
+name variables by object path instead, which neither Google's tools nor the original script's
+users could read; so we read with `tf.train.load_checkpoint` and write with the `SaveV2` op that
+`Saver` itself used. A folder's `checkpoint` file lists its checkpoints, newest last, as TF1 did.
+"""
+
+import dataclasses
+import os
+import re
+
+import tensorflow as tf
+
+import fileio
+from errors import UserError
+
+INDEX_FILE = "checkpoint"
+
+
+@dataclasses.dataclass
+class RestoreReport:
+  """What `restore` did: the names it loaded, optional names the checkpoint lacked, and the
+  checkpoint's names it left alone."""
+  checkpoint: str
+  loaded: list
+  absent: list
+  unused: list
+
+
+def exists(prefix):
+  return tf.io.gfile.exists(prefix + ".index")
+
+
+def resolve(path):
+  """Returns the checkpoint prefix that `path` names.
+
+  Args:
+    path: a checkpoint prefix, or a folder holding a `checkpoint` index file (its latest).
+
+  Raises:
+    UserError: nothing there is a checkpoint. Where the path starts with the original README's
+      stray '.', the message says so.
+  """
+  if tf.io.gfile.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest and exists(latest):
+      return latest
+    raise UserError(f"--init_checkpoint {path} is a folder without a '{INDEX_FILE}' file naming "
+                    f"an existing checkpoint")
+  if exists(path):
+    return path
+  hint = ""
+  if path.startswith(".") and exists(path[1:]):
+    hint = f" (did you mean {path[1:]}? The original README has a stray '.' before $BERT_DIR)"
+  else:
+    bare = re.sub(r"\.(index|meta|data-\d+-of-\d+)$", "", path)
+    if bare != path and exists(bare):
+      hint = f" (give the prefix without the file's extension: {bare})"
+  raise UserError(f"checkpoint {path} not found: no {path}.index{hint}")
+
+
+def latest(folder):
+  """The newest checkpoint prefix listed in `folder`'s index file whose files exist, or None."""
+  if not tf.io.gfile.isdir(folder):
+    return None
+  state = tf.train.get_checkpoint_state(folder)
+  if state is None:
+    return None
+  for prefix in reversed(list(state.all_model_checkpoint_paths) or
+                         [state.model_checkpoint_path]):
+    prefix = prefix if os.path.isabs(prefix) else os.path.join(folder, prefix)
+    if exists(prefix):
+      return prefix
+  return None
+
+
+def listed(folder):
+  """The checkpoint prefixes in `folder`'s index file, oldest first (relative to `folder`)."""
+  state = tf.train.get_checkpoint_state(folder) if tf.io.gfile.isdir(folder) else None
+  return [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+
+
+def shapes(prefix):
+  """{name: shape list} of every tensor in the checkpoint `prefix`."""
+  return dict(tf.train.list_variables(prefix))
+
+
+def restore(variables, path, optional=lambda name: False):
+  """Assigns each variable the checkpoint's tensor of the same name.
+
+  Args:
+    variables: {checkpoint name: variable} (Keras or tf variables).
+    path: a checkpoint prefix or a folder (see `resolve`).
+    optional: a predicate on names that the checkpoint may lack; those variables keep their
+      values. Every other name must be present.
+
+  Returns:
+    A `RestoreReport`.
+
+  Raises:
+    UserError: a required variable is missing, or a shape differs; every problem is listed,
+      each with the variable's name and both shapes, and no variable is changed.
+  """
+  prefix = resolve(path)
+  reader = tf.train.load_checkpoint(prefix)
+  stored = reader.get_variable_to_shape_map()
+  problems, absent = [], []
+  for name, variable in sorted(variables.items()):
+    expected = list(variable.shape)
+    if name not in stored:
+      if optional(name):
+        absent.append(name)
+      else:
+        problems.append(f"{name}: missing from the checkpoint (the model expects shape {expected})")
+    elif list(stored[name]) != expected:
+      problems.append(f"{name}: the checkpoint has shape {list(stored[name])}, the model expects "
+                      f"{expected}")
+  if problems:
+    raise UserError(f"checkpoint {prefix} does not fit the model:\n  " + "\n  ".join(problems))
+  loaded = [name for name in sorted(variables) if name in stored]
+  for name in loaded:
+    variables[name].assign(tf.cast(reader.get_tensor(name), variables[name].dtype))
+  unused = sorted(set(stored) - set(variables))
+  return RestoreReport(checkpoint=prefix, loaded=loaded, absent=absent, unused=unused)
+
+
+def write(prefix, variables):
+  """Writes {name: variable or tensor} as the TF1-format checkpoint `prefix`.
+
+  The `.index` and `.data` files are each written under a temporary name and renamed by TF, so a
+  crash leaves no half-written checkpoint under `prefix`.
+  """
+  names = sorted(variables)
+  folder = os.path.dirname(prefix)
+  if folder:
+    tf.io.gfile.makedirs(folder)
+  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                    tensors=[tf.convert_to_tensor(variables[name]) for name in names])
+
+
+def record(folder, prefix, keep):
+  """Lists `prefix` as the newest checkpoint in `folder`'s index file, keeping the newest `keep`.
+
+  Older checkpoints beyond `keep` are deleted after the index no longer names them. The index is
+  replaced atomically, so it always names complete checkpoints.
+  """
+  name = os.path.basename(prefix)
+  names = [n for n in listed(folder) if n != name] + [name]
+  kept, dropped = names[-keep:], names[:-keep]
+  lines = [f'model_checkpoint_path: "{name}"']
+  lines += [f'all_model_checkpoint_paths: "{n}"' for n in kept]
+  fileio.atomic_write_text(os.path.join(folder, INDEX_FILE), "\n".join(lines) + "\n")
+  for old in dropped:
+    for path in tf.io.gfile.glob(os.path.join(folder, old) + ".*"):
+      tf.io.gfile.remove(path)
+
+
+def step_of(prefix):
+  """The training step a `model.ckpt-STEP` prefix names, or None."""
+  match = re.search(r"-(\d+)$", prefix)
+  return int(match.group(1)) if match else None

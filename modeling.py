@@ -1,0 +1,390 @@
+"""The BERT encoder, as Keras 3 layers on TensorFlow, computing what Google's `modeling.py` does.
+
+Google's checkpoints name every variable by its TF1 scope (`bert/encoder/layer_3/attention/self/
+query/kernel`). Keras 3 forbids '/' in variable names, so each layer here states the Google name
+of each of its variables in `checkpoint_variables()`, and the model assembles the full names. The
+same names are used to load Google's checkpoints and to write ours (see `checkpoints.py`).
+
+Sections: activations, config, layers, model, checkpoints.
+"""
+
+import dataclasses
+import json
+import math
+
+import keras
+import tensorflow as tf
+
+import checkpoints
+from errors import UserError
+
+# ------------------------------------------------------------------------------------------------
+# Activations
+# ------------------------------------------------------------------------------------------------
+
+
+def gelu_tanh(x):
+  """Google's GELU: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+  return tf.nn.gelu(x, approximate=True)
+
+
+def gelu_exact(x):
+  """The exact GELU, x·Φ(x) with the error function: Hugging Face's "gelu"."""
+  return tf.nn.gelu(x, approximate=False)
+
+
+# `bert_config.json` follows Google's meaning: "gelu" is the tanh form. A model converted from
+# Hugging Face, whose "gelu" is the erf form, says "gelu_exact" (see convert_hf_checkpoint.py).
+# The other spellings are the ones other BERT ports write for the same two functions.
+ACTIVATIONS = {
+    "gelu": gelu_tanh,
+    "gelu_new": gelu_tanh,
+    "gelu_tanh": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
+    "gelu_exact": gelu_exact,
+    "gelu_erf": gelu_exact,
+    "relu": tf.nn.relu,
+    "tanh": tf.tanh,
+    "swish": tf.nn.silu,
+    "silu": tf.nn.silu,
+    "linear": tf.identity,
+}
+
+# ------------------------------------------------------------------------------------------------
+# Config
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class BertConfig:
+  """The hyper-parameters in a checkpoint's `bert_config.json`, with Google's defaults."""
+  vocab_size: int
+  hidden_size: int = 768
+  num_hidden_layers: int = 12
+  num_attention_heads: int = 12
+  intermediate_size: int = 3072
+  hidden_act: str = "gelu"
+  hidden_dropout_prob: float = 0.1
+  attention_probs_dropout_prob: float = 0.1
+  max_position_embeddings: int = 512
+  type_vocab_size: int = 16
+  initializer_range: float = 0.02
+
+  def __post_init__(self):
+    self.validate()
+
+  @classmethod
+  def from_dict(cls, json_object, source="bert_config"):
+    """Builds a config from a dict; keys that BERT does not use (as in HF configs) are ignored.
+
+    Args:
+      json_object: the parsed JSON.
+      source: what to call the origin in error messages (usually the file's path).
+    """
+    if not isinstance(json_object, dict):
+      raise UserError(f"{source}: expected a JSON object, got {type(json_object).__name__}")
+    if "vocab_size" not in json_object:
+      raise UserError(f"{source}: 'vocab_size' is missing")
+    known = {f.name for f in dataclasses.fields(cls)}
+    try:
+      return cls(**{k: v for k, v in json_object.items() if k in known})
+    except UserError as e:
+      raise UserError(f"{source}: {e}") from None
+
+  @classmethod
+  def from_json_file(cls, json_file):
+    """Reads `bert_config.json`; a missing or malformed file is a `UserError` naming it."""
+    try:
+      with open(json_file, encoding="utf-8") as f:
+        text = f.read()
+    except OSError as e:
+      raise UserError(f"cannot read the BERT config {json_file}: {e.strerror}") from None
+    except UnicodeDecodeError:
+      raise UserError(f"{json_file}: the BERT config is not UTF-8 text") from None
+    try:
+      json_object = json.loads(text)
+    except json.JSONDecodeError as e:
+      raise UserError(f"{json_file}, line {e.lineno}: not valid JSON ({e.msg})") from None
+    return cls.from_dict(json_object, source=json_file)
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+  def to_json_string(self):
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+  def validate(self):
+    """Raises `UserError` for a value no BERT can have."""
+    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                 "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UserError(f"'{name}' must be a positive integer, got {value!r}")
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise UserError(f"'{name}' must be a number in [0, 1), got {value!r}")
+    if (isinstance(self.initializer_range, bool) or
+        not isinstance(self.initializer_range, (int, float)) or self.initializer_range <= 0):
+      raise UserError(f"'initializer_range' must be a positive number, got "
+                      f"{self.initializer_range!r}")
+    if self.hidden_size % self.num_attention_heads:
+      raise UserError(f"'hidden_size' ({self.hidden_size}) is not a multiple of "
+                      f"'num_attention_heads' ({self.num_attention_heads})")
+    if self.hidden_act not in ACTIVATIONS:
+      raise UserError(f"'hidden_act' {self.hidden_act!r} is not one of "
+                      f"{', '.join(sorted(ACTIVATIONS))}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Layers
+# ------------------------------------------------------------------------------------------------
+
+
+def _initializer(config):
+  return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
+
+def _prefixed(prefix, variables):
+  """Prepends `prefix/` to each name of a {name: variable} dict."""
+  return {f"{prefix}/{name}": variable for name, variable in variables.items()}
+
+
+def _dense_variables(dense):
+  return {"kernel": dense.kernel, "bias": dense.bias}
+
+
+def _layer_norm_variables(layer_norm):
+  return {"LayerNorm/gamma": layer_norm.gamma, "LayerNorm/beta": layer_norm.beta}
+
+
+def _layer_norm(name, dtype):
+  # Google's tf.contrib.layers.layer_norm uses ε = 1e-12. Keras computes it in float32 even under
+  # a mixed-precision policy, which keeps bf16 training stable.
+  return keras.layers.LayerNormalization(epsilon=1e-12, name=name, dtype=dtype)
+
+
+class Embeddings(keras.layers.Layer):
+  """Word + token-type + position embeddings, then LayerNorm and dropout.
+
+  Inputs: `input_ids`, `token_type_ids`, int32 [batch, seq]. Output: [batch, seq, hidden].
+  """
+
+  def __init__(self, config, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    init = _initializer(config)
+    hidden = config.hidden_size
+    self.word_embeddings = self.add_weight(
+        name="word_embeddings", shape=(config.vocab_size, hidden), initializer=init)
+    self.token_type_embeddings = self.add_weight(
+        name="token_type_embeddings", shape=(config.type_vocab_size, hidden), initializer=init)
+    self.position_embeddings = self.add_weight(
+        name="position_embeddings", shape=(config.max_position_embeddings, hidden),
+        initializer=init)
+    self.layer_norm = _layer_norm("LayerNorm", self.dtype_policy)
+    self.layer_norm.build((None, None, hidden))
+    self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+    self.built = True
+
+  def call(self, input_ids, token_type_ids, training=False):
+    seq_length = tf.shape(input_ids)[1]
+    embeddings = (tf.gather(self.word_embeddings, input_ids) +
+                  tf.gather(self.token_type_embeddings, token_type_ids) +
+                  self.position_embeddings[tf.newaxis, :seq_length])
+    return self.dropout(self.layer_norm(embeddings), training=training)
+
+  def checkpoint_variables(self):
+    return {
+        "word_embeddings": self.word_embeddings,
+        "token_type_embeddings": self.token_type_embeddings,
+        "position_embeddings": self.position_embeddings,
+        **_layer_norm_variables(self.layer_norm),
+    }
+
+  def get_config(self):
+    return {**super().get_config(), "config": self.config.to_dict()}
+
+
+class TransformerLayer(keras.layers.Layer):
+  """One encoder block: self-attention and feed-forward, each with residual and post-LayerNorm.
+
+  Inputs: `hidden_states` [batch, seq, hidden]; `attention_bias` [batch, 1, 1, seq], 0 where a
+  position may be attended and -10000 where it is padding (Google's additive mask).
+  Output: [batch, seq, hidden].
+  """
+
+  def __init__(self, config, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    hidden = config.hidden_size
+    self.num_heads = config.num_attention_heads
+    self.head_size = hidden // self.num_heads
+    self.activation = ACTIVATIONS[config.hidden_act]
+
+    def dense(units, name, input_dim):
+      layer = keras.layers.Dense(units, kernel_initializer=_initializer(config), name=name,
+                                 dtype=self.dtype_policy)
+      layer.build((None, None, input_dim))
+      return layer
+
+    self.query = dense(hidden, "query", hidden)
+    self.key = dense(hidden, "key", hidden)
+    self.value = dense(hidden, "value", hidden)
+    self.attention_output = dense(hidden, "attention_output", hidden)
+    self.attention_layer_norm = _layer_norm("attention_LayerNorm", self.dtype_policy)
+    self.attention_layer_norm.build((None, None, hidden))
+    self.intermediate = dense(config.intermediate_size, "intermediate", hidden)
+    self.output_dense = dense(hidden, "output", config.intermediate_size)
+    self.output_layer_norm = _layer_norm("output_LayerNorm", self.dtype_policy)
+    self.output_layer_norm.build((None, None, hidden))
+    self.attention_dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
+    self.hidden_dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+    self.built = True
+
+  def _split_heads(self, x):
+    """[batch, seq, hidden] -> [batch, heads, seq, head_size]."""
+    batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+    x = tf.reshape(x, [batch, seq, self.num_heads, self.head_size])
+    return tf.transpose(x, [0, 2, 1, 3])
+
+  def call(self, hidden_states, attention_bias, training=False):
+    query = self._split_heads(self.query(hidden_states))
+    key = self._split_heads(self.key(hidden_states))
+    value = self._split_heads(self.value(hidden_states))
+    scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
+    scores += tf.cast(attention_bias, scores.dtype)
+    probs = self.attention_dropout(tf.nn.softmax(scores), training=training)
+    context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
+    context = tf.reshape(context, tf.shape(hidden_states))
+    attention = self.hidden_dropout(self.attention_output(context), training=training)
+    attention = self.attention_layer_norm(attention + hidden_states)
+    intermediate = self.activation(self.intermediate(attention))
+    output = self.hidden_dropout(self.output_dense(intermediate), training=training)
+    return self.output_layer_norm(output + attention)
+
+  def checkpoint_variables(self):
+    return {
+        **_prefixed("attention/self/query", _dense_variables(self.query)),
+        **_prefixed("attention/self/key", _dense_variables(self.key)),
+        **_prefixed("attention/self/value", _dense_variables(self.value)),
+        **_prefixed("attention/output/dense", _dense_variables(self.attention_output)),
+        **_prefixed("attention/output", _layer_norm_variables(self.attention_layer_norm)),
+        **_prefixed("intermediate/dense", _dense_variables(self.intermediate)),
+        **_prefixed("output/dense", _dense_variables(self.output_dense)),
+        **_prefixed("output", _layer_norm_variables(self.output_layer_norm)),
+    }
+
+  def get_config(self):
+    return {**super().get_config(), "config": self.config.to_dict()}
+
+
+class Pooler(keras.layers.Layer):
+  """tanh(dense) of the first token's ([CLS]) final hidden state.
+
+  Input: [batch, seq, hidden]. Output: [batch, hidden].
+  """
+
+  def __init__(self, config, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    self.dense = keras.layers.Dense(config.hidden_size, activation="tanh",
+                                    kernel_initializer=_initializer(config), name="dense",
+                                    dtype=self.dtype_policy)
+    self.dense.build((None, config.hidden_size))
+    self.built = True
+
+  def call(self, sequence_output):
+    return self.dense(sequence_output[:, 0])
+
+  def checkpoint_variables(self):
+    return _prefixed("dense", _dense_variables(self.dense))
+
+  def get_config(self):
+    return {**super().get_config(), "config": self.config.to_dict()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------
+
+
+class BertModel(keras.Model):
+  """BERT: embeddings, `num_hidden_layers` transformer blocks, and the [CLS] pooler.
+
+  All variables are created in the constructor (their shapes follow from the config alone), so a
+  checkpoint can be loaded before the first call.
+
+  Call with `input_ids`, `input_mask` and `token_type_ids`, int32 [batch, seq]; the mask is 1 on
+  real tokens and 0 on padding (all ones if omitted); token types default to 0. Returns
+  `(sequence_output [batch, seq, hidden], pooled_output [batch, hidden])`, in float32 under the
+  default policy and in the policy's compute dtype under a mixed-precision one.
+  """
+
+  def __init__(self, config, **kwargs):
+    kwargs.setdefault("name", "bert")
+    super().__init__(**kwargs)
+    self.config = config
+    self.embeddings = Embeddings(config, name="embeddings", dtype=self.dtype_policy)
+    self.encoder_layers = [
+        TransformerLayer(config, name=f"layer_{i}", dtype=self.dtype_policy)
+        for i in range(config.num_hidden_layers)
+    ]
+    self.pooler = Pooler(config, name="pooler", dtype=self.dtype_policy)
+    self.built = True
+
+  def call(self, input_ids, input_mask=None, token_type_ids=None, training=False):
+    input_ids = tf.cast(input_ids, tf.int32)
+    if input_mask is None:
+      input_mask = tf.ones_like(input_ids)
+    if token_type_ids is None:
+      token_type_ids = tf.zeros_like(input_ids)
+    token_type_ids = tf.cast(token_type_ids, tf.int32)
+    # Google adds -10000 to the scores of padded keys rather than -inf, so a fully padded row
+    # still gives a finite (uniform) softmax.
+    mask = tf.cast(input_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]
+    attention_bias = (1.0 - mask) * -10000.0
+    hidden_states = self.embeddings(input_ids, token_type_ids, training=training)
+    for layer in self.encoder_layers:
+      hidden_states = layer(hidden_states, attention_bias, training=training)
+    return hidden_states, self.pooler(hidden_states)
+
+  def checkpoint_variables(self):
+    """{Google checkpoint name: variable} for every variable, e.g. `bert/pooler/dense/kernel`."""
+    variables = _prefixed("bert/embeddings", self.embeddings.checkpoint_variables())
+    for i, layer in enumerate(self.encoder_layers):
+      variables.update(_prefixed(f"bert/encoder/layer_{i}", layer.checkpoint_variables()))
+    variables.update(_prefixed("bert/pooler", self.pooler.checkpoint_variables()))
+    return variables
+
+  def get_config(self):
+    return {**super().get_config(), "config": self.config.to_dict()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------------
+
+
+def load_checkpoint(model, init_checkpoint):
+  """Loads every variable of `model` by its Google name from a checkpoint.
+
+  Args:
+    model: a `BertModel`, or any model with `checkpoint_variables()`.
+    init_checkpoint: a checkpoint prefix (`.../bert_model.ckpt`) or a folder that holds a
+      `checkpoint` index file, whose latest checkpoint is used.
+
+  Returns:
+    A `checkpoints.RestoreReport`: the names loaded, and the checkpoint's names left alone (a
+    pre-trained checkpoint's `cls/...` heads and optimizer slots, say).
+
+  Raises:
+    UserError: the checkpoint does not exist, lacks one of the model's variables, or holds one
+      with another shape; the message names the variable and both shapes.
+  """
+  return checkpoints.restore(model.checkpoint_variables(), init_checkpoint)
+
+
+def save_checkpoint(model, prefix):
+  """Writes `model`'s variables under their Google names as the checkpoint `prefix`."""
+  checkpoints.write(prefix, model.checkpoint_variables())

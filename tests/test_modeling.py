@@ -1,0 +1,157 @@
+"""modeling.py against Google's own modeling code on the same TF1 checkpoint."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import checkpoints
+import modeling
+from errors import UserError
+from tests import conftest
+
+
+@pytest.fixture(scope="module")
+def config(tiny_bert):
+  return modeling.BertConfig.from_json_file(tiny_bert["config_file"])
+
+
+@pytest.fixture(scope="module")
+def loaded_model(tiny_bert, config):
+  model = modeling.BertModel(config)
+  modeling.load_checkpoint(model, tiny_bert["checkpoint"])
+  return model
+
+
+def test_outputs_equal_googles_on_its_own_checkpoint(tiny_bert, loaded_model):
+  sequence_output, pooled_output = loaded_model(**tiny_bert["inputs"], training=False)
+  assert sequence_output.dtype == "float32" and pooled_output.dtype == "float32"
+  np.testing.assert_allclose(sequence_output, tiny_bert["sequence_output"], atol=1e-5, rtol=0)
+  np.testing.assert_allclose(pooled_output, tiny_bert["pooled_output"], atol=1e-5, rtol=0)
+
+
+def test_tanh_and_exact_gelu_differ_and_config_picks_one(config):
+  x = np.linspace(-4, 4, 101).astype(np.float32)
+  tanh_form = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+  np.testing.assert_allclose(modeling.ACTIVATIONS["gelu"](x), tanh_form, atol=1e-6)
+  assert np.abs(modeling.ACTIVATIONS["gelu_exact"](x) - tanh_form).max() > 1e-4
+  exact = modeling.BertModel(modeling.BertConfig(**dict(config.to_dict(), hidden_act="gelu_exact")))
+  assert all(layer.activation is modeling.gelu_exact for layer in exact.encoder_layers)
+  assert modeling.BertModel(config).encoder_layers[0].activation is modeling.gelu_tanh
+
+
+def test_real_positions_ignore_extra_padding(tiny_bert, loaded_model):
+  inputs = tiny_bert["inputs"]
+  padded = {k: np.pad(v, [(0, 0), (0, 7)]) for k, v in inputs.items()}
+  short_seq, short_pooled = loaded_model(**inputs, training=False)
+  long_seq, long_pooled = loaded_model(**padded, training=False)
+  mask = inputs["input_mask"].astype(bool)
+  np.testing.assert_allclose(np.asarray(long_seq)[:, :12][mask], np.asarray(short_seq)[mask],
+                             atol=1e-5)
+  np.testing.assert_allclose(long_pooled, short_pooled, atol=1e-5)
+
+
+def test_dropout_only_when_training(tiny_bert, loaded_model):
+  inputs = tiny_bert["inputs"]
+  a, _ = loaded_model(**inputs, training=False)
+  b, _ = loaded_model(**inputs, training=False)
+  c, _ = loaded_model(**inputs, training=True)
+  np.testing.assert_array_equal(a, b)
+  assert np.abs(np.asarray(a) - np.asarray(c)).max() > 1e-3
+
+
+def test_defaults_for_mask_and_token_types(tiny_bert, loaded_model):
+  ids = tiny_bert["inputs"]["input_ids"][:1]
+  full, _ = loaded_model(input_ids=ids, training=False)
+  explicit, _ = loaded_model(input_ids=ids, input_mask=np.ones_like(ids),
+                             token_type_ids=np.zeros_like(ids), training=False)
+  np.testing.assert_array_equal(full, explicit)
+
+
+def test_save_then_load_round_trip_with_google_names(tiny_bert, config, loaded_model, tmp_path):
+  prefix = str(tmp_path / "model.ckpt-7")
+  modeling.save_checkpoint(loaded_model, prefix)
+  names = dict(checkpoints.shapes(prefix))
+  assert names == {n: list(v.shape) for n, v in loaded_model.checkpoint_variables().items()}
+  assert names["bert/encoder/layer_1/attention/self/query/kernel"] == [32, 32]
+  assert "bert/pooler/dense/kernel" in names and "bert/embeddings/LayerNorm/gamma" in names
+  # Google's own checkpoint holds exactly the same names and shapes.
+  assert names == checkpoints.shapes(tiny_bert["checkpoint"])
+  fresh = modeling.BertModel(config)
+  report = modeling.load_checkpoint(fresh, prefix)
+  assert len(report.loaded) == len(names) and not report.unused
+  for model in (fresh, loaded_model):
+    sequence_output, pooled_output = model(**tiny_bert["inputs"], training=False)
+    np.testing.assert_array_equal(pooled_output, loaded_model(**tiny_bert["inputs"])[1])
+    np.testing.assert_allclose(sequence_output, tiny_bert["sequence_output"], atol=1e-5)
+
+
+def test_load_from_a_folder_uses_its_latest_checkpoint(tiny_bert, config, loaded_model, tmp_path):
+  prefix = str(tmp_path / "model.ckpt-3")
+  modeling.save_checkpoint(loaded_model, prefix)
+  checkpoints.record(str(tmp_path), prefix, keep=5)
+  report = modeling.load_checkpoint(modeling.BertModel(config), str(tmp_path))
+  assert report.checkpoint == prefix
+
+
+def test_wrong_shape_names_variable_and_both_shapes(tiny_bert, config):
+  bigger = modeling.BertConfig(**dict(config.to_dict(), intermediate_size=48))
+  with pytest.raises(UserError) as error:
+    modeling.load_checkpoint(modeling.BertModel(bigger), tiny_bert["checkpoint"])
+  message = str(error.value)
+  assert "bert/encoder/layer_0/intermediate/dense/kernel" in message
+  assert "[32, 64]" in message and "[32, 48]" in message
+
+
+def test_missing_variable_is_named(tiny_bert, config):
+  deeper = modeling.BertConfig(**dict(config.to_dict(), num_hidden_layers=3))
+  with pytest.raises(UserError, match=r"bert/encoder/layer_2/.*missing from the checkpoint"):
+    modeling.load_checkpoint(modeling.BertModel(deeper), tiny_bert["checkpoint"])
+
+
+def test_missing_checkpoint_mentions_the_readme_typo(tiny_bert, config):
+  with pytest.raises(UserError, match="stray '.'"):
+    modeling.load_checkpoint(modeling.BertModel(config), "." + tiny_bert["checkpoint"])
+  with pytest.raises(UserError, match="not found"):
+    modeling.load_checkpoint(modeling.BertModel(config), tiny_bert["checkpoint"] + "x")
+  with pytest.raises(UserError, match="without the file's extension"):
+    modeling.load_checkpoint(modeling.BertModel(config), tiny_bert["checkpoint"] + ".index")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"hidden_size": 30}, "not a multiple of 'num_attention_heads'"),
+    ({"num_hidden_layers": 0}, "'num_hidden_layers' must be a positive integer"),
+    ({"hidden_act": "gelu_fast"}, "'hidden_act'"),
+    ({"hidden_dropout_prob": 1.5}, "'hidden_dropout_prob'"),
+    ({"vocab_size": "big"}, "'vocab_size'"),
+])
+def test_impossible_config_is_a_clear_error(config, tmp_path, change, message):
+  path = tmp_path / "bert_config.json"
+  path.write_text(json.dumps(dict(config.to_dict(), **change)))
+  with pytest.raises(UserError, match=message) as error:
+    modeling.BertConfig.from_json_file(str(path))
+  assert str(path) in str(error.value)
+
+
+def test_malformed_or_missing_config_file(tmp_path):
+  path = tmp_path / "bert_config.json"
+  path.write_text('{"vocab_size": 10,\n "hidden_size": }')
+  with pytest.raises(UserError, match="line 2: not valid JSON"):
+    modeling.BertConfig.from_json_file(str(path))
+  path.write_text('{"hidden_size": 8}')
+  with pytest.raises(UserError, match="'vocab_size' is missing"):
+    modeling.BertConfig.from_json_file(str(path))
+  with pytest.raises(UserError, match="cannot read"):
+    modeling.BertConfig.from_json_file(str(tmp_path / "absent.json"))
+
+
+def test_hugging_face_keys_are_ignored(config):
+  hf = dict(config.to_dict(), model_type="bert", layer_norm_eps=1e-12, architectures=["BertModel"])
+  assert modeling.BertConfig.from_dict(hf) == config
+
+
+def test_layers_give_their_config(config):
+  model = modeling.BertModel(config)
+  assert model.get_config()["config"] == config.to_dict()
+  assert model.encoder_layers[0].get_config()["config"]["hidden_size"] == 32
