@@ -106,24 +106,43 @@ def restore(variables, path, optional=lambda name: False):
   prefix = resolve(path)
   reader = tf.train.load_checkpoint(prefix)
   stored = reader.get_variable_to_shape_map()
-  problems, absent = [], []
-  for name, variable in sorted(variables.items()):
-    expected = list(variable.shape)
-    if name not in stored:
-      if optional(name):
-        absent.append(name)
-      else:
-        problems.append(f"{name}: missing from the checkpoint (the model expects shape {expected})")
-    elif list(stored[name]) != expected:
-      problems.append(f"{name}: the checkpoint has shape {list(stored[name])}, the model expects "
-                      f"{expected}")
-  if problems:
-    raise UserError(f"checkpoint {prefix} does not fit the model:\n  " + "\n  ".join(problems))
+  absent = check_fits(variables, stored, f"checkpoint {prefix}", optional)
   loaded = [name for name in sorted(variables) if name in stored]
   for name in loaded:
     variables[name].assign(tf.cast(reader.get_tensor(name), variables[name].dtype))
   unused = sorted(set(stored) - set(variables))
   return RestoreReport(checkpoint=prefix, loaded=loaded, absent=absent, unused=unused)
+
+
+def check_fits(variables, stored_shapes, source, optional=lambda name: False):
+  """Checks that stored tensors fit the variables, by name and shape.
+
+  Args:
+    variables: {name: variable}.
+    stored_shapes: {name: shape} of what is stored.
+    source: what to call the store in the error message.
+    optional: a predicate on names that may be absent.
+
+  Returns:
+    The sorted optional names that are absent.
+
+  Raises:
+    UserError: listing every required name that is missing and every shape that differs.
+  """
+  problems, absent = [], []
+  for name, variable in sorted(variables.items()):
+    expected = list(variable.shape)
+    if name not in stored_shapes:
+      if optional(name):
+        absent.append(name)
+      else:
+        problems.append(f"{name}: missing from the checkpoint (the model expects shape {expected})")
+    elif list(stored_shapes[name]) != expected:
+      problems.append(f"{name}: the checkpoint has shape {list(stored_shapes[name])}, the model "
+                      f"expects {expected}")
+  if problems:
+    raise UserError(f"{source} does not fit the model:\n  " + "\n  ".join(problems))
+  return absent
 
 
 def write(prefix, variables):

@@ -43,6 +43,14 @@ def _import_google_modeling():
   contrib.layers = types.SimpleNamespace(layer_norm=_contrib_layer_norm)
   sys.modules["tensorflow.contrib"] = contrib
   from bert import modeling  # pylint: disable=g-import-not-at-top
+  # Google's code knows only its tanh GELU; a model converted from Hugging Face says
+  # "gelu_exact" (see convert_hf_checkpoint.py), which is x·Φ(x) with the error function.
+  google_get_activation = modeling.get_activation
+  def get_activation(name):
+    if name == "gelu_exact":
+      return lambda x: 0.5 * x * (1.0 + tf.math.erf(x / np.sqrt(2.0)))
+    return google_get_activation(name)
+  modeling.get_activation = get_activation
   return modeling
 
 
