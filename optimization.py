@@ -1,0 +1,281 @@
+"""Google BERT's fine-tuning optimizer as Keras 3 pieces.
+
+Google's TF1 `optimization.py` builds one training op out of three parts, reproduced here:
+
+* `WarmupLinearDecay`: the learning rate rises linearly from 0 over the warm-up steps, then
+  falls linearly to 0 at the last training step.
+* `AdamWeightDecay`: Adam without bias correction, plus decoupled weight decay on every
+  variable whose checkpoint name matches none of the exclusion patterns (LayerNorm and bias
+  variables by default); before the update, all gradients are clipped together to global
+  norm 1.0.
+* `create_optimizer`: the two above with Google's settings.
+
+The optimizer's step counter, `optimizer.iterations`, is Google's `global_step`.
+"""
+
+import re
+
+import keras
+import tensorflow as tf
+
+# Google's defaults: variables whose checkpoint name contains one of these are not decayed.
+DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
+
+
+@keras.saving.register_keras_serializable(package="bert")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear warm-up to `init_lr`, then linear decay to 0 at `num_train_steps`.
+
+  For a step s, with W = `num_warmup_steps` and T = `num_train_steps`:
+
+    lr(s) = init_lr * s / W                   if s < W
+    lr(s) = init_lr * (1 - min(s, T) / T)     otherwise
+
+  The second line is `tf.train.polynomial_decay(init_lr, s, T, end_learning_rate=0.0,
+  power=1.0, cycle=False)`, which Google's code computes for every step and then replaces
+  with the warm-up value while s < W; as there, the decay is measured from step 0, not from
+  the end of the warm-up. W = 0 means no warm-up. T = 0 means the decay has already ended,
+  so the rate is 0 after any warm-up (Google's formula would divide 0 by 0 there).
+  """
+
+  def __init__(self, init_lr, num_train_steps, num_warmup_steps, name=None):
+    super().__init__()
+    if num_train_steps < 0 or num_warmup_steps < 0:
+      raise ValueError(
+          "num_train_steps and num_warmup_steps must be >= 0, got "
+          f"{num_train_steps} and {num_warmup_steps}")
+    self.init_lr = init_lr
+    self.num_train_steps = num_train_steps
+    self.num_warmup_steps = num_warmup_steps
+    self.name = name
+
+  def __call__(self, step):
+    with tf.name_scope(self.name or "WarmupLinearDecay"):
+      init_lr = tf.constant(self.init_lr, tf.float32)
+      step = tf.cast(step, tf.float32)
+      if self.num_train_steps > 0:
+        train_steps = tf.constant(self.num_train_steps, tf.float32)
+        decayed_lr = init_lr * (1.0 - tf.minimum(step, train_steps) / train_steps)
+      else:
+        decayed_lr = tf.zeros([], tf.float32)
+      if not self.num_warmup_steps:
+        return decayed_lr
+      warmup_steps = tf.constant(self.num_warmup_steps, tf.float32)
+      warmup_lr = init_lr * step / warmup_steps
+      return tf.where(step < warmup_steps, warmup_lr, decayed_lr)
+
+  def get_config(self):
+    return {
+        "init_lr": self.init_lr,
+        "num_train_steps": self.num_train_steps,
+        "num_warmup_steps": self.num_warmup_steps,
+        "name": self.name,
+    }
+
+
+@keras.saving.register_keras_serializable(package="bert")
+class AdamWeightDecay(keras.optimizers.Optimizer):
+  """Google BERT's `AdamWeightDecayOptimizer`, with its global-norm gradient clipping.
+
+  For each variable p with gradient g (after clipping) and learning rate lr:
+
+    m = beta_1 * m + (1 - beta_1) * g
+    v = beta_2 * v + (1 - beta_2) * g^2
+    update = m / (sqrt(v) + epsilon)           # no bias correction, as in Google's code
+    update += weight_decay_rate * p            # only for decayed variables
+    p -= lr * update
+
+  Decay is decided on each variable's Google checkpoint name (say
+  `bert/encoder/layer_0/attention/output/LayerNorm/gamma`), which Keras 3 cannot hold in
+  `variable.name` because it forbids '/'. Pass the model's `{checkpoint name: variable}`
+  mapping to `set_variable_names` before the optimizer is built; a variable is not decayed
+  when `re.search` finds any of the `exclude_from_weight_decay` patterns in its name. Without
+  that mapping, `variable.path` is used.
+
+  Before the update, the gradients of all variables are scaled together so that their
+  global norm is at most `clip_norm` (`tf.clip_by_global_norm`). Under a `tf.distribute`
+  strategy this happens on the gradients summed over the replicas, so training on N
+  replicas gives the same result as training on one device with the whole batch, provided
+  each replica's loss is divided by the global batch size. An embedding lookup's
+  `IndexedSlices` gradient is made dense first, so its norm and update are the true
+  gradient's, as with Google's one-hot (TPU) lookup. Keras' own `global_clipnorm`
+  would clip each replica's partial gradient instead, so it is refused here, and so are
+  `clipnorm`, `clipvalue` and Keras' `weight_decay`, which would apply a second, differently
+  placed clipping or decay.
+
+  Under a strategy, build the optimizer (`optimizer.build(trainable_variables)`) inside
+  `strategy.scope()` before the first distributed step, as `model.fit` does: like Keras' own
+  Adam, it cannot create its slots inside `strategy.run`.
+  """
+
+  def __init__(self,
+               learning_rate=0.001,
+               weight_decay_rate=0.01,
+               beta_1=0.9,
+               beta_2=0.999,
+               epsilon=1e-6,
+               exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
+               clip_norm=1.0,
+               name="AdamWeightDecay",
+               **kwargs):
+    """Creates the optimizer.
+
+    Args:
+      learning_rate: a float or a `LearningRateSchedule` such as `WarmupLinearDecay`.
+      weight_decay_rate: the decay coefficient; 0 disables decay.
+      beta_1: decay rate of the first-moment estimate m.
+      beta_2: decay rate of the second-moment estimate v.
+      epsilon: added to sqrt(v) in the denominator.
+      exclude_from_weight_decay: regular expressions; a variable whose checkpoint name
+        contains a match is not decayed.
+      clip_norm: the global gradient norm to clip to, or None for no clipping.
+      name: the optimizer's name.
+      **kwargs: other `keras.optimizers.Optimizer` arguments (`use_ema`,
+        `gradient_accumulation_steps`, `loss_scale_factor`, ...).
+    """
+    for keras_argument, ours in (("weight_decay", "weight_decay_rate"),
+                                 ("global_clipnorm", "clip_norm"),
+                                 ("clipnorm", "clip_norm"),
+                                 ("clipvalue", "clip_norm")):
+      if kwargs.get(keras_argument) is not None:
+        raise ValueError(
+            f"AdamWeightDecay does not take Keras' `{keras_argument}`; use `{ours}`.")
+    super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+    self.weight_decay_rate = weight_decay_rate
+    self.beta_1 = beta_1
+    self.beta_2 = beta_2
+    self.epsilon = epsilon
+    # Not `self.exclude_from_weight_decay`: that would hide the Keras method of that name.
+    self._exclude_patterns = tuple(exclude_from_weight_decay or ())
+    self.clip_norm = clip_norm
+    self._names_by_key = None
+
+  def set_variable_names(self, variables_by_name):
+    """Gives the checkpoint name of each variable, on which weight decay is decided.
+
+    Call it before the optimizer is built (by `build` or its first `apply`). Every variable
+    the optimizer is then built with must be in the mapping.
+
+    Args:
+      variables_by_name: a mapping from Google checkpoint name to variable, as a model's
+        `checkpoint_variables()` returns it, e.g. `{"loss/output_bias": <Variable>}`.
+    """
+    if self.built:
+      raise ValueError("set_variable_names() must be called before the optimizer is built.")
+    # Keyed like the optimizer's own index, which sees through tf.distribute's per-replica
+    # copies to the one distributed variable.
+    self._names_by_key = {self._var_key(variable): name
+                          for name, variable in variables_by_name.items()}
+
+  def build(self, var_list):
+    """Creates the m and v slots and decides, once, which variables are decayed."""
+    if self.built:
+      return
+    super().build(var_list)
+    self._m, self._v = self.add_optimizer_variables(var_list, ["adam_m", "adam_v"])
+    # Indexed like the slots, because `update_step` sees the raw (per-replica) TF variable,
+    # which has no Keras path.
+    self._decayed = [self._use_decay(self._checkpoint_name(variable))
+                     for variable in var_list]
+
+  def _checkpoint_name(self, variable):
+    if self._names_by_key is None:
+      return variable.path
+    try:
+      return self._names_by_key[self._var_key(variable)]
+    except KeyError:
+      raise ValueError(
+          f"No checkpoint name was given for variable {variable.path!r}; "
+          "pass it to set_variable_names().") from None
+
+  def _use_decay(self, checkpoint_name):
+    if not self.weight_decay_rate:
+      return False
+    return not any(re.search(pattern, checkpoint_name) for pattern in self._exclude_patterns)
+
+  def is_decayed(self, variable):
+    """Returns whether `variable`, one the optimizer was built with, gets weight decay."""
+    return self._decayed[self._get_variable_index(variable)]
+
+  def slot_variables(self, variable):
+    """Returns `(m, v)`, the optimizer's slots for `variable`, available once built.
+
+    Google's TF1 checkpoints hold them as `<checkpoint name>/adam_m` and `.../adam_v`.
+    """
+    index = self._get_variable_index(variable)
+    return self._m[index], self._v[index]
+
+  def _all_reduce_sum_gradients(self, grads_and_vars):
+    # Keras' TF backend sums the replicas' gradients in this (private) method, the first
+    # place where the gradient of the whole global batch exists; clipping earlier would clip
+    # each replica's share on its own. The MirroredStrategy test guards this hook.
+    grads_and_vars = super()._all_reduce_sum_gradients(grads_and_vars)
+    # Dense: an embedding lookup's IndexedSlices lists a repeated id once per occurrence, and
+    # its norm would count each one apart; the norm is that of the true gradient, in which
+    # they are summed, as Google's one-hot (TPU) lookup gives. Google's update is dense too.
+    # One dtype: under mixed precision a gradient may be narrower than its float32 variable.
+    present = [tf.cast(tf.convert_to_tensor(grad), var.dtype)
+               for grad, var in grads_and_vars if grad is not None]
+    if self.clip_norm:
+      present, _ = tf.clip_by_global_norm(present, self.clip_norm)
+    present = iter(present)
+    return [(grad if grad is None else next(present), var) for grad, var in grads_and_vars]
+
+  def update_step(self, gradient, variable, learning_rate):
+    """Applies one Google AdamWeightDecay update to `variable` (gradient dense, clipped)."""
+    index = self._get_variable_index(variable)
+    m, v = self._m[index], self._v[index]
+    dtype = variable.dtype
+    lr = tf.cast(learning_rate, dtype)
+    # 1 - beta in Python float64, as Google's code does: in float32, 1 - 0.999 is off by
+    # 1.3e-5 relative, which shifts every update by about half that.
+    next_m = (tf.cast(self.beta_1, dtype) * m
+              + tf.cast(1.0 - self.beta_1, dtype) * gradient)
+    next_v = (tf.cast(self.beta_2, dtype) * v
+              + tf.cast(1.0 - self.beta_2, dtype) * tf.square(gradient))
+    update = next_m / (tf.sqrt(next_v) + tf.cast(self.epsilon, dtype))
+    if self._decayed[index]:
+      update += tf.cast(self.weight_decay_rate, dtype) * variable
+
+    self.assign(m, next_m)
+    self.assign(v, next_v)
+    self.assign_sub(variable, lr * update)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "weight_decay_rate": self.weight_decay_rate,
+        "beta_1": self.beta_1,
+        "beta_2": self.beta_2,
+        "epsilon": self.epsilon,
+        "exclude_from_weight_decay": list(self._exclude_patterns),
+        "clip_norm": self.clip_norm,
+    })
+    return config
+
+
+def create_optimizer(init_lr, num_train_steps, num_warmup_steps, variables_by_name=None):
+  """Returns Google BERT's fine-tuning optimizer.
+
+  Args:
+    init_lr: the peak learning rate, reached at the end of the warm-up.
+    num_train_steps: the step at which the learning rate reaches 0.
+    num_warmup_steps: the number of warm-up steps.
+    variables_by_name: optional `{Google checkpoint name: variable}`, as a model's
+      `checkpoint_variables()` returns it, passed to `AdamWeightDecay.set_variable_names`.
+
+  Returns:
+    An `AdamWeightDecay` with weight decay 0.01 (not on LayerNorm or bias variables),
+    beta_1 0.9, beta_2 0.999, epsilon 1e-6, gradients clipped to global norm 1.0, and a
+    `WarmupLinearDecay` learning rate.
+  """
+  optimizer = AdamWeightDecay(
+      learning_rate=WarmupLinearDecay(init_lr, num_train_steps, num_warmup_steps),
+      weight_decay_rate=0.01,
+      beta_1=0.9,
+      beta_2=0.999,
+      epsilon=1e-6,
+      exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY)
+  if variables_by_name is not None:
+    optimizer.set_variable_names(variables_by_name)
+  return optimizer
