@@ -20,6 +20,9 @@ def atomic_open(path, mode="w", encoding="utf-8", newline=None):
   fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
                                   suffix=".tmp")
   try:
+    # mkstemp makes the file private (0600); results are ordinary files, readable as the umask
+    # allows.
+    os.chmod(tmp_path, 0o666 & ~_umask())
     kwargs = {} if "b" in mode else {"encoding": encoding, "newline": newline}
     with os.fdopen(fd, mode, **kwargs) as f:
       yield f
@@ -30,6 +33,12 @@ def atomic_open(path, mode="w", encoding="utf-8", newline=None):
     with contextlib.suppress(FileNotFoundError):
       os.remove(tmp_path)
     raise
+
+
+def _umask():
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
 
 
 def atomic_write_text(path, text):
