@@ -17,6 +17,7 @@ import fileio
 from errors import UserError
 
 INDEX_FILE = "checkpoint"
+GLOBAL_STEP = "global_step"
 
 
 @dataclasses.dataclass
@@ -176,7 +177,10 @@ def record(folder, prefix, keep):
       tf.io.gfile.remove(path)
 
 
-def step_of(prefix):
-  """The training step a `model.ckpt-STEP` prefix names, or None."""
+def global_step(prefix):
+  """The checkpoint's `global_step`; else the STEP of a `model.ckpt-STEP` prefix; else 0."""
+  reader = tf.train.load_checkpoint(prefix)
+  if reader.has_tensor(GLOBAL_STEP):
+    return int(reader.get_tensor(GLOBAL_STEP))
   match = re.search(r"-(\d+)$", prefix)
-  return int(match.group(1)) if match else None
+  return int(match.group(1)) if match else 0

@@ -1,0 +1,187 @@
+"""The training loop and its checkpoints: what the Estimator did for Google's script.
+
+The state of a run is the model's variables, the optimizer's `adam_m`/`adam_v` slots and the
+global step, all under Google's TF1 names, so that our checkpoints and the original script's
+read alike. A run started on an `--output_dir` that already holds checkpoints resumes from the
+latest: same step, same optimizer state, same place in the seeded data order.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+import checkpoints
+import classifier
+from errors import UserError
+import optimization
+
+
+class TrainingDiverged(UserError):
+  """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def make_optimizer(model, learning_rate, num_train_steps, num_warmup_steps):
+  """Google's fine-tuning optimizer for `model`, built (its slots exist), at step 0."""
+  optimizer = optimization.create_optimizer(learning_rate, num_train_steps, num_warmup_steps)
+  optimizer.set_variable_names(model.checkpoint_variables())
+  optimizer.build(model.trainable_variables)
+  return optimizer
+
+
+def state_variables(model, optimizer):
+  """{Google name: variable} of everything a checkpoint holds: weights, slots, global step."""
+  variables = dict(model.checkpoint_variables())
+  for name, variable in model.checkpoint_variables().items():
+    m, v = optimizer.slot_variables(variable)
+    variables[f"{name}/adam_m"] = m
+    variables[f"{name}/adam_v"] = v
+  variables[checkpoints.GLOBAL_STEP] = optimizer.iterations
+  return variables
+
+
+def initialize(model, optimizer, output_dir, init_checkpoint):
+  """Loads the state a training run starts from, as the Estimator chose it.
+
+  The latest checkpoint in `output_dir` wins (a resumed run). Otherwise the model starts from
+  `init_checkpoint`: BERT's variables must all be there; the head and the optimizer slots are
+  loaded too where present (a checkpoint fine-tuned by the original script), and start fresh
+  where not (Google's pre-trained checkpoints). With neither, everything starts fresh.
+
+  Returns:
+    The step the run starts at.
+  """
+  variables = state_variables(model, optimizer)
+  latest = checkpoints.latest(output_dir)
+  if latest:
+    report = checkpoints.restore(variables, latest)
+    logging.info("Resuming from %s at step %d", latest, int(optimizer.iterations))
+  elif init_checkpoint:
+    weights = model.checkpoint_variables()
+    report = checkpoints.restore(weights, init_checkpoint, optional=classifier.is_head_variable)
+    logging.info("Initialized from %s: %d variables loaded, fresh: %s", report.checkpoint,
+                 len(report.loaded), ", ".join(report.absent) or "none")
+  else:
+    logging.warning("No --init_checkpoint: training BERT from random weights")
+  return int(optimizer.iterations)
+
+
+def save(model, optimizer, output_dir, keep):
+  """Writes `model.ckpt-STEP` and lists it in the `checkpoint` index; returns the prefix."""
+  step = int(optimizer.iterations)
+  prefix = os.path.join(output_dir, f"model.ckpt-{step}")
+  checkpoints.write(prefix, state_variables(model, optimizer))
+  checkpoints.record(output_dir, prefix, keep)
+  return prefix
+
+
+@dataclasses.dataclass
+class LoopSettings:
+  """How a training run is cut into device loops and checkpoints."""
+  num_train_steps: int
+  global_batch_size: int
+  save_checkpoints_steps: int
+  iterations_per_loop: int
+  keep_checkpoints: int
+
+
+def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=False):
+  """Returns a `tf.function` that runs `num_steps` training steps from a distributed iterator.
+
+  It returns the loss of each step, float32 [num_steps], so that the host can name the first
+  step whose loss was not finite.
+  """
+
+  def step_fn(features, labels):
+    with tf.GradientTape() as tape:
+      logits = model(features, training=True)
+      # Divided by the global batch size, so that gradients summed over replicas equal the
+      # gradient of the global batch's mean loss.
+      loss = tf.reduce_sum(classifier.per_example_loss(labels, logits)) / global_batch_size
+      scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+    variables = model.trainable_variables
+    gradients = tape.gradient(scaled, variables)
+    optimizer.apply_gradients(zip(gradients, variables))
+    return loss
+
+  if jit_compile:
+    step_fn = tf.function(step_fn, jit_compile=True)
+
+  @tf.function
+  def train_loop(iterator, num_steps):
+    losses = tf.TensorArray(tf.float32, size=num_steps)
+    for i in tf.range(num_steps):
+      features, labels = next(iterator)
+      replica_losses = strategy.run(step_fn, args=(features, labels))
+      losses = losses.write(i, strategy.reduce("SUM", replica_losses, axis=None))
+    return losses.stack()
+
+  return train_loop
+
+
+def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, jit_compile=False,
+        is_chief=True):
+  """Trains from `start_step` to `settings.num_train_steps`, checkpointing as it goes.
+
+  Args:
+    model: a `classifier.MultiLabelClassifier` built under `strategy`.
+    optimizer: its `optimization.AdamWeightDecay`, built, at `start_step`.
+    strategy: the `tf.distribute.Strategy`.
+    dataset: a `tf.data.Dataset` of (features, labels) global batches for steps `start_step`
+      onwards.
+    start_step: the step training resumes at.
+    settings: a `LoopSettings`.
+    output_dir: where checkpoints go (only the chief writes them).
+    jit_compile: compile the training step with XLA.
+    is_chief: whether this worker writes checkpoints.
+
+  Raises:
+    TrainingDiverged: a step's loss was NaN or infinite. Nothing after the last checkpoint is
+      saved.
+  """
+  total = settings.num_train_steps
+  if start_step >= total:
+    logging.info("The checkpoint is at step %d of %d: training is already complete", start_step,
+                 total)
+    return
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  train_loop = make_train_loop(model, optimizer, strategy, settings.global_batch_size,
+                               jit_compile)
+  step = start_step
+  started = time.time()
+  logging.info("Training steps %d to %d, %d examples per step", start_step, total,
+               settings.global_batch_size)
+  while step < total:
+    to_checkpoint = settings.save_checkpoints_steps - step % settings.save_checkpoints_steps
+    num_steps = min(settings.iterations_per_loop, to_checkpoint, total - step)
+    loop_started = time.time()
+    losses = train_loop(iterator, tf.constant(num_steps)).numpy()
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+      last = checkpoints.latest(output_dir)
+      raise TrainingDiverged(
+          f"the loss became {losses[bad[0]]} at step {step + bad[0] + 1}; stopped without "
+          f"saving. The last good checkpoint is {last or 'none (no checkpoint yet)'}. Try a lower "
+          f"--learning_rate.")
+    step += num_steps
+    elapsed = time.time() - loop_started
+    rate = num_steps / elapsed
+    remaining = (total - step) / max((step - start_step) / (time.time() - started), 1e-9)
+    logging.info("step %d/%d  loss %.4f  lr %.3g  %.2f steps/s  %.1f examples/s  ETA %s", step,
+                 total, float(np.mean(losses)), float(optimizer.learning_rate), rate,
+                 rate * settings.global_batch_size, _duration(remaining))
+    if step % settings.save_checkpoints_steps == 0 or step == total:
+      if is_chief:
+        logging.info("Saved %s", save(model, optimizer, output_dir, settings.keep_checkpoints))
+
+
+def _duration(seconds):
+  if not math.isfinite(seconds):
+    return "?"
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}"
