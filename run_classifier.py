@@ -242,7 +242,6 @@ def main(argv):
   if FLAGS.do_train:
     splits["train"] = processor.get_train_examples(FLAGS.data_dir)
   if FLAGS.do_eval or (FLAGS.do_predict and FLAGS.cutoff_type == "dynamic"):
-    logging.info("%s", processor.describe_dev_source(FLAGS.data_dir))
     splits["eval"] = processor.get_dev_examples(FLAGS.data_dir)
   if FLAGS.do_predict:
     splits["predict"] = processor.get_test_examples(FLAGS.data_dir)
