@@ -131,6 +131,10 @@ flags.DEFINE_enum(
 flags.DEFINE_integer("seed", 42,
                      "Seed of the training data order, the head's initialisation and dropout.")
 
+flags.DEFINE_integer("log_steps", 100,
+                     "Log the loss, learning rate, speed and ETA every this many training steps. "
+                     "A device loop (--iterations_per_loop) ends there too.")
+
 flags.DEFINE_integer("keep_checkpoint_max", 5,
                      "How many of the newest checkpoints to keep in --output_dir.")
 
@@ -160,7 +164,8 @@ def validate_flags():
   if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
     raise UserError("at least one of --do_train, --do_eval or --do_predict must be true")
   for name in ("train_batch_size", "eval_batch_size", "predict_batch_size",
-               "save_checkpoints_steps", "iterations_per_loop", "keep_checkpoint_max"):
+               "save_checkpoints_steps", "iterations_per_loop", "log_steps",
+               "keep_checkpoint_max"):
     if getattr(FLAGS, name) <= 0:
       raise UserError(f"--{name} must be positive, got {getattr(FLAGS, name)}")
   if FLAGS.do_train and not FLAGS.num_train_epochs > 0:
@@ -269,7 +274,8 @@ def main(argv):
         model, optimizer, strategy,
         features.train_dataset(train, plan, start_step, pad_to_max=not bucket), start_step,
         training.LoopSettings(num_train_steps, FLAGS.train_batch_size,
-                              FLAGS.save_checkpoints_steps, FLAGS.iterations_per_loop,
+                              FLAGS.save_checkpoints_steps,
+                              min(FLAGS.iterations_per_loop, FLAGS.log_steps),
                               FLAGS.keep_checkpoint_max),
         output_dir, jit_compile=use_xla, is_chief=distribution.is_chief(strategy))
 

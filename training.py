@@ -21,6 +21,9 @@ from errors import UserError
 import optimization
 
 
+DROPOUT_SEED_SCOPE = "dropout_seed_state"
+
+
 class TrainingDiverged(UserError):
   """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -41,7 +44,18 @@ def state_variables(model, optimizer):
     variables[f"{name}/adam_m"] = m
     variables[f"{name}/adam_v"] = v
   variables[checkpoints.GLOBAL_STEP] = optimizer.iterations
+  variables.update(dropout_seed_variables(model))
   return variables
+
+
+def dropout_seed_variables(model):
+  """{name: variable} of the dropout layers' random-generator states.
+
+  Not Google's: they make a resumed run draw the same dropout masks as an uninterrupted one.
+  Checkpoints without them (the original script's) still resume, with fresh masks.
+  """
+  return {f"{DROPOUT_SEED_SCOPE}/{i}": variable
+          for i, variable in enumerate(model.non_trainable_variables)}
 
 
 def initialize(model, optimizer, output_dir, init_checkpoint):
@@ -58,7 +72,8 @@ def initialize(model, optimizer, output_dir, init_checkpoint):
   variables = state_variables(model, optimizer)
   latest = checkpoints.latest(output_dir)
   if latest:
-    report = checkpoints.restore(variables, latest)
+    checkpoints.restore(variables, latest,
+                        optional=lambda name: name.startswith(DROPOUT_SEED_SCOPE + "/"))
     logging.info("Resuming from %s at step %d", latest, int(optimizer.iterations))
   elif init_checkpoint:
     weights = model.checkpoint_variables()
