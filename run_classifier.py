@@ -264,7 +264,7 @@ def main(argv):
     num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
     with strategy.scope():
       optimizer = training.make_optimizer(model, FLAGS.learning_rate, num_train_steps,
-                                          num_warmup_steps)
+                                          num_warmup_steps, precision)
     start_step = training.initialize(model, optimizer, output_dir, FLAGS.init_checkpoint)
     plan = features.training_plan(train.lengths, FLAGS.train_batch_size, num_train_steps,
                                   FLAGS.seed, bucket)

@@ -12,6 +12,7 @@ import os
 import time
 
 from absl import logging
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -28,22 +29,38 @@ class TrainingDiverged(UserError):
   """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def make_optimizer(model, learning_rate, num_train_steps, num_warmup_steps):
-  """Google's fine-tuning optimizer for `model`, built (its slots exist), at step 0."""
-  optimizer = optimization.create_optimizer(learning_rate, num_train_steps, num_warmup_steps)
-  optimizer.set_variable_names(model.checkpoint_variables())
+def make_optimizer(model, learning_rate, num_train_steps, num_warmup_steps, precision="fp32"):
+  """Google's fine-tuning optimizer for `model`, built (its slots exist), at step 0.
+
+  Under fp16 it is wrapped in Keras' dynamic loss scaling; bf16 has float32's range and needs
+  none.
+  """
+  optimizer = optimization.create_optimizer(learning_rate, num_train_steps, num_warmup_steps,
+                                            model.checkpoint_variables())
+  if precision == "fp16":
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   optimizer.build(model.trainable_variables)
   return optimizer
+
+
+def _adam(optimizer):
+  """The `AdamWeightDecay` itself, also when wrapped for loss scaling."""
+  return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def global_step(optimizer):
+  """The optimizer's step count as a Python int (also for a mirrored variable)."""
+  return int(_adam(optimizer).iterations.numpy())
 
 
 def state_variables(model, optimizer):
   """{Google name: variable} of everything a checkpoint holds: weights, slots, global step."""
   variables = dict(model.checkpoint_variables())
   for name, variable in model.checkpoint_variables().items():
-    m, v = optimizer.slot_variables(variable)
+    m, v = _adam(optimizer).slot_variables(variable)
     variables[f"{name}/adam_m"] = m
     variables[f"{name}/adam_v"] = v
-  variables[checkpoints.GLOBAL_STEP] = optimizer.iterations
+  variables[checkpoints.GLOBAL_STEP] = _adam(optimizer).iterations
   variables.update(dropout_seed_variables(model))
   return variables
 
@@ -74,7 +91,7 @@ def initialize(model, optimizer, output_dir, init_checkpoint):
   if latest:
     checkpoints.restore(variables, latest,
                         optional=lambda name: name.startswith(DROPOUT_SEED_SCOPE + "/"))
-    logging.info("Resuming from %s at step %d", latest, int(optimizer.iterations))
+    logging.info("Resuming from %s at step %d", latest, global_step(optimizer))
   elif init_checkpoint:
     weights = model.checkpoint_variables()
     report = checkpoints.restore(weights, init_checkpoint, optional=classifier.is_head_variable)
@@ -82,12 +99,12 @@ def initialize(model, optimizer, output_dir, init_checkpoint):
                  len(report.loaded), ", ".join(report.absent) or "none")
   else:
     logging.warning("No --init_checkpoint: training BERT from random weights")
-  return int(optimizer.iterations)
+  return global_step(optimizer)
 
 
 def save(model, optimizer, output_dir, keep):
   """Writes `model.ckpt-STEP` and lists it in the `checkpoint` index; returns the prefix."""
-  step = int(optimizer.iterations)
+  step = global_step(optimizer)
   prefix = os.path.join(output_dir, f"model.ckpt-{step}")
   checkpoints.write(prefix, state_variables(model, optimizer))
   checkpoints.record(output_dir, prefix, keep)
@@ -187,7 +204,7 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
     rate = num_steps / elapsed
     remaining = (total - step) / max((step - start_step) / (time.time() - started), 1e-9)
     logging.info("step %d/%d  loss %.4f  lr %.3g  %.2f steps/s  %.1f examples/s  ETA %s", step,
-                 total, float(np.mean(losses)), float(optimizer.learning_rate), rate,
+                 total, float(np.mean(losses)), float(_adam(optimizer).learning_rate), rate,
                  rate * settings.global_batch_size, _duration(remaining))
     if step % settings.save_checkpoints_steps == 0 or step == total:
       if is_chief:

@@ -46,8 +46,9 @@ TINY_WORDS = (
 def tiny_vocab():
   """Special tokens, the test words, single characters and their '##' continuations."""
   chars = string.ascii_lowercase + string.digits + string.punctuation
-  return (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(TINY_WORDS)) +
-          list(chars) + ["##" + c for c in string.ascii_lowercase + string.digits])
+  tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(TINY_WORDS)) +
+            list(chars) + ["##" + c for c in string.ascii_lowercase + string.digits])
+  return list(dict.fromkeys(tokens))  # "a" is a word and a character: one entry.
 
 
 def run_google_reference(config_path, inputs, workdir, init_checkpoint=None,
