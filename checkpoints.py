@@ -69,9 +69,9 @@ def latest(folder):
   state = tf.train.get_checkpoint_state(folder)
   if state is None:
     return None
+  # TF has already joined the folder to relative entries.
   for prefix in reversed(list(state.all_model_checkpoint_paths) or
                          [state.model_checkpoint_path]):
-    prefix = prefix if os.path.isabs(prefix) else os.path.join(folder, prefix)
     if exists(prefix):
       return prefix
   return None

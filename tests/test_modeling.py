@@ -95,6 +95,16 @@ def test_load_from_a_folder_uses_its_latest_checkpoint(tiny_bert, config, loaded
   assert report.checkpoint == prefix
 
 
+def test_latest_checkpoint_of_a_relative_folder(config, loaded_model, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  os.makedirs("out")
+  for step in (3, 6):
+    modeling.save_checkpoint(loaded_model, f"out/model.ckpt-{step}")
+    checkpoints.record("out", f"out/model.ckpt-{step}", keep=5)
+  assert checkpoints.latest("out") == "out/model.ckpt-6"
+  assert checkpoints.listed("out") == ["model.ckpt-3", "model.ckpt-6"]
+
+
 def test_wrong_shape_names_variable_and_both_shapes(tiny_bert, config):
   bigger = modeling.BertConfig(**dict(config.to_dict(), intermediate_size=48))
   with pytest.raises(UserError) as error:
