@@ -62,25 +62,32 @@ def resolve(path):
   raise UserError(f"checkpoint {path} not found: no {path}.index{hint}")
 
 
-def latest(folder):
-  """The newest checkpoint prefix listed in `folder`'s index file whose files exist, or None."""
+def _step_in_name(prefix):
+  match = re.search(r"-(\d+)$", prefix)
+  return int(match.group(1)) if match else -1
+
+
+def complete(folder):
+  """The complete checkpoints in `folder`, oldest first, as prefixes.
+
+  Those its index file lists, and any `model.ckpt-STEP` whose `.index` exists: a run killed
+  after TF wrote a checkpoint (the `.index` lands last) but before it was listed still resumes
+  from it, rather than redoing its steps.
+  """
   if not tf.io.gfile.isdir(folder):
-    return None
+    return []
   state = tf.train.get_checkpoint_state(folder)
-  if state is None:
-    return None
   # TF has already joined the folder to relative entries.
-  for prefix in reversed(list(state.all_model_checkpoint_paths) or
-                         [state.model_checkpoint_path]):
-    if exists(prefix):
-      return prefix
-  return None
+  listed = [p for p in (state.all_model_checkpoint_paths if state else []) if exists(p)]
+  found = [path[:-len(".index")]
+           for path in tf.io.gfile.glob(os.path.join(folder, "model.ckpt-*.index"))]
+  return sorted(dict.fromkeys(listed + found), key=_step_in_name)
 
 
-def listed(folder):
-  """The checkpoint prefixes in `folder`'s index file, oldest first (relative to `folder`)."""
-  state = tf.train.get_checkpoint_state(folder) if tf.io.gfile.isdir(folder) else None
-  return [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+def latest(folder):
+  """The newest complete checkpoint in `folder` (see `complete`), or None."""
+  prefixes = complete(folder)
+  return prefixes[-1] if prefixes else None
 
 
 def shapes(prefix):
@@ -167,7 +174,8 @@ def record(folder, prefix, keep):
   replaced atomically, so it always names complete checkpoints.
   """
   name = os.path.basename(prefix)
-  names = [n for n in listed(folder) if n != name] + [name]
+  names = [os.path.basename(p) for p in complete(folder) if os.path.basename(p) != name]
+  names.append(name)
   kept, dropped = names[-keep:], names[:-keep]
   lines = [f'model_checkpoint_path: "{name}"']
   lines += [f'all_model_checkpoint_paths: "{n}"' for n in kept]
@@ -182,5 +190,4 @@ def global_step(prefix):
   reader = tf.train.load_checkpoint(prefix)
   if reader.has_tensor(GLOBAL_STEP):
     return int(reader.get_tensor(GLOBAL_STEP))
-  match = re.search(r"-(\d+)$", prefix)
-  return int(match.group(1)) if match else 0
+  return max(_step_in_name(prefix), 0)

@@ -102,7 +102,10 @@ def test_latest_checkpoint_of_a_relative_folder(config, loaded_model, tmp_path, 
     modeling.save_checkpoint(loaded_model, f"out/model.ckpt-{step}")
     checkpoints.record("out", f"out/model.ckpt-{step}", keep=5)
   assert checkpoints.latest("out") == "out/model.ckpt-6"
-  assert checkpoints.listed("out") == ["model.ckpt-3", "model.ckpt-6"]
+  assert checkpoints.complete("out") == ["out/model.ckpt-3", "out/model.ckpt-6"]
+  # Written but not yet listed (a run killed in between) still counts.
+  modeling.save_checkpoint(loaded_model, "out/model.ckpt-9")
+  assert checkpoints.latest("out") == "out/model.ckpt-9"
 
 
 def test_wrong_shape_names_variable_and_both_shapes(tiny_bert, config):
