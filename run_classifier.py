@@ -6,6 +6,7 @@ on TensorFlow 2: `--do_train`, `--do_eval`, `--do_predict`, a task, a checkpoint
 
 import os
 import sys
+import tempfile
 
 from absl import app
 from absl import flags
@@ -183,6 +184,7 @@ def main(argv):
   del argv
   # TensorFlow is imported here, after the flags were checked, so that a typo is answered at once.
   import keras  # pylint: disable=g-import-not-at-top
+  import checkpoints  # pylint: disable=g-import-not-at-top
   import classifier  # pylint: disable=g-import-not-at-top
   import distribution  # pylint: disable=g-import-not-at-top
   import features  # pylint: disable=g-import-not-at-top
@@ -206,6 +208,8 @@ def main(argv):
         f"trained up to sequence length {bert_config.max_position_embeddings} "
         f"({FLAGS.bert_config_file})")
   tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+  if FLAGS.init_checkpoint:
+    checkpoints.resolve(FLAGS.init_checkpoint)  # A typo is an error even when --output_dir wins.
   tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
   if len(tokenizer.vocab) != bert_config.vocab_size:
     raise UserError(f"{FLAGS.vocab_file} has {len(tokenizer.vocab)} tokens but "
@@ -282,7 +286,9 @@ def main(argv):
   if not (FLAGS.do_eval or FLAGS.do_predict):
     return
   _, step = inference.load(model, output_dir, FLAGS.init_checkpoint)
-  thresholds_path = os.path.join(output_dir, thresholds.THRESHOLDS_FILE)
+  # Every worker predicts (the replicas work together), but only the chief writes results.
+  results_dir = output_dir if distribution.is_chief(strategy) else tempfile.mkdtemp()
+  thresholds_path = os.path.join(results_dir, thresholds.THRESHOLDS_FILE)
 
   def probabilities_of(split, batch_size):
     return inference.predict_probabilities(model, strategy, data[split], batch_size,
@@ -311,7 +317,7 @@ def main(argv):
     result = metrics.compute_metrics(split_features.labels[scored], probabilities[scored],
                                      label_names, None if cut_offs is None
                                      else cut(probabilities[scored], cut_offs))
-    metrics.write_eval_results(output_dir, prefix, result)
+    metrics.write_eval_results(results_dir, prefix, result)
     logging.info("***** %s results *****\n%s", split, metrics.format_eval_results(result))
 
   cut_offs = FLAGS.cut_off if FLAGS.cutoff_type == "static" else None
@@ -330,10 +336,10 @@ def main(argv):
         cut_offs = tune_thresholds(probabilities_of("eval", FLAGS.eval_batch_size))
     test = data["predict"]
     test_probabilities = probabilities_of("predict", FLAGS.predict_batch_size)
-    predictions.write_predictions(output_dir, test.guids, label_names, test_probabilities,
+    predictions.write_predictions(results_dir, test.guids, label_names, test_probabilities,
                                   cut(test_probabilities, cut_offs))
     evaluate("predict", test_probabilities, cut_offs, "test_")
-    logging.info("Wrote predictions for %d examples to %s", test.num_examples, output_dir)
+    logging.info("Wrote predictions for %d examples to %s", test.num_examples, results_dir)
 
 
 def parse_flags(argv):

@@ -1,0 +1,162 @@
+"""Measures training and prediction throughput; prints one JSON object.
+
+  # The full training step (forward, loss, backward, optimizer) on random ids at fixed shape:
+  python bench/throughput.py --bert_config_file=CFG --mode=train --batch_size=32 \
+      --max_seq_length=128 --steps=20
+  # Inference at fixed shape:
+  python bench/throughput.py --bert_config_file=CFG --mode=predict --batch_size=32 \
+      --max_seq_length=128 --steps=20
+  # A task's test split through the real input pipeline (files -> features -> bucketed
+  # tf.data -> probabilities); examples_per_sec covers all of it:
+  python bench/throughput.py --bert_config_file=CFG --mode=predict --task_name=psychexp \
+      --data_dir=D --vocab_file=V [--init_checkpoint=C]
+  # Feature conversion alone (texts per second):
+  python bench/throughput.py --task_name=psychexp --data_dir=D --vocab_file=V --tokenize_only
+
+Weights are random unless --init_checkpoint is given: speed does not depend on them.
+"""
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_DIR)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("bert_config_file", None, "bert_config.json of the model to measure.")
+flags.DEFINE_enum("mode", "train", ["train", "predict"], "What to measure.")
+flags.DEFINE_integer("batch_size", 32, "Global batch size.")
+flags.DEFINE_integer("max_seq_length", 128, "Sequence length (fixed-shape modes) or the cap.")
+flags.DEFINE_integer("steps", 20, "Timed steps, after the warm-up steps (fixed-shape modes).")
+flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first: tracing and compilation.")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"], "Compute precision.")
+flags.DEFINE_bool("jit_compile", False, "Compile the step with XLA.")
+flags.DEFINE_string("task_name", None, "With --data_dir and --vocab_file: measure a real test "
+                    "split through the project's input pipeline.")
+flags.DEFINE_string("data_dir", None, "The task's data folder.")
+flags.DEFINE_string("vocab_file", None, "WordPiece vocab for the task modes.")
+flags.DEFINE_bool("do_lower_case", True, "Casing for the task modes.")
+flags.DEFINE_string("init_checkpoint", None, "Optional weights to load.")
+flags.DEFINE_bool("tokenize_only", False, "Measure feature conversion of the task's test split.")
+flags.DEFINE_bool("bucket_by_length", True, "Bucket the task's test split by length.")
+
+
+def peak_rss_mb():
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def device_name(tf):
+  gpus = tf.config.list_physical_devices("GPU")
+  if gpus:
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+  return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def task_features():
+  """Reads and converts the task's test split; returns (features, num_labels, seconds)."""
+  import features  # pylint: disable=g-import-not-at-top
+  import processors  # pylint: disable=g-import-not-at-top
+  import tokenization  # pylint: disable=g-import-not-at-top
+  started = time.perf_counter()
+  processor = processors.get_processor(FLAGS.task_name)
+  examples = processor.get_test_examples(FLAGS.data_dir)
+  tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
+  converted = features.convert_examples(examples, tokenizer, FLAGS.max_seq_length,
+                                        len(processor.get_labels()))
+  return converted, len(processor.get_labels()), time.perf_counter() - started
+
+
+def random_batch(tf, config, batch_size, seq_length, num_labels):
+  rng = np.random.default_rng(0)
+  inputs = {
+      "input_ids": tf.constant(rng.integers(1, config.vocab_size, (batch_size, seq_length)),
+                               tf.int32),
+      "input_mask": tf.ones((batch_size, seq_length), tf.int32),
+      "segment_ids": tf.zeros((batch_size, seq_length), tf.int32),
+  }
+  labels = tf.constant(rng.integers(0, 2, (batch_size, num_labels)), tf.float32)
+  return inputs, labels
+
+
+def main(argv):
+  del argv
+  if FLAGS.tokenize_only:
+    converted, _, seconds = task_features()
+    print(json.dumps({"mode": "tokenize_only", "task": FLAGS.task_name,
+                      "texts": converted.num_examples,
+                      "texts_per_sec": converted.num_examples / seconds,
+                      "seconds": seconds, "peak_rss_mb": peak_rss_mb()}, indent=2))
+    return
+
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import checkpoints  # pylint: disable=g-import-not-at-top
+  import classifier  # pylint: disable=g-import-not-at-top
+  import distribution  # pylint: disable=g-import-not-at-top
+  import inference  # pylint: disable=g-import-not-at-top
+  import modeling  # pylint: disable=g-import-not-at-top
+  import processors  # pylint: disable=g-import-not-at-top
+  import training  # pylint: disable=g-import-not-at-top
+
+  distribution.set_precision(FLAGS.precision)
+  config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+  strategy = tf.distribute.get_strategy()
+  result = {"mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
+            "max_seq_length": FLAGS.max_seq_length, "precision": FLAGS.precision,
+            "jit_compile": FLAGS.jit_compile, "device": device_name(tf),
+            "tf_version": tf.__version__, "model": os.path.abspath(FLAGS.bert_config_file)}
+
+  if FLAGS.task_name:
+    # The model exists before the clock starts, as in a server; the clock covers the rest.
+    processor = processors.get_processor(FLAGS.task_name)
+    model = classifier.MultiLabelClassifier(config, len(processor.get_labels()))
+    if FLAGS.init_checkpoint:
+      checkpoints.restore(model.checkpoint_variables(), FLAGS.init_checkpoint,
+                          optional=classifier.is_head_variable)
+    started = time.perf_counter()
+    converted, _, _ = task_features()
+    inference.predict_probabilities(model, strategy, converted, FLAGS.batch_size,
+                                    FLAGS.bucket_by_length, pad_to_max=False)
+    seconds = time.perf_counter() - started
+    result.update(task=FLAGS.task_name, examples=converted.num_examples,
+                  examples_per_sec=converted.num_examples / seconds, seconds=seconds,
+                  bucket_by_length=FLAGS.bucket_by_length,
+                  mean_tokens=float(converted.lengths.mean()), step_time_ms_median=None)
+  else:
+    num_labels = 7
+    model = classifier.MultiLabelClassifier(config, num_labels)
+    inputs, labels = random_batch(tf, config, FLAGS.batch_size, FLAGS.max_seq_length, num_labels)
+    if FLAGS.mode == "train":
+      optimizer = training.make_optimizer(model, 2e-5, 10_000, 1_000)
+      dataset = tf.data.Dataset.from_tensors((inputs, labels)).repeat()
+      iterator = iter(strategy.experimental_distribute_dataset(dataset))
+      loop = training.make_train_loop(model, optimizer, strategy, FLAGS.batch_size,
+                                      FLAGS.jit_compile)
+      step = lambda: loop(iterator, tf.constant(1)).numpy()
+    else:
+      predict = tf.function(lambda x: tf.sigmoid(model(x, training=False)),
+                            jit_compile=FLAGS.jit_compile)
+      step = lambda: predict(inputs).numpy()
+    for _ in range(FLAGS.warmup_steps):
+      step()
+    times = []
+    for _ in range(FLAGS.steps):
+      started = time.perf_counter()
+      step()
+      times.append(time.perf_counter() - started)
+    median = float(np.median(times))
+    result.update(examples_per_sec=FLAGS.batch_size / median, step_time_ms_median=median * 1e3,
+                  step_time_ms_min=min(times) * 1e3, steps=FLAGS.steps)
+  result["peak_rss_mb"] = peak_rss_mb()
+  print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)
