@@ -194,11 +194,7 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
     losses = train_loop(iterator, tf.constant(num_steps)).numpy()
     bad = np.flatnonzero(~np.isfinite(losses))
     if bad.size:
-      last = checkpoints.latest(output_dir)
-      raise TrainingDiverged(
-          f"the loss became {losses[bad[0]]} at step {step + bad[0] + 1}; stopped without "
-          f"saving. The last good checkpoint is {last or 'none (no checkpoint yet)'}. Try a lower "
-          f"--learning_rate.")
+      raise _diverged(output_dir, f"the loss became {losses[bad[0]]} at step {step + bad[0] + 1}")
     step += num_steps
     elapsed = time.time() - loop_started
     rate = num_steps / elapsed
@@ -207,8 +203,19 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
                  total, float(np.mean(losses)), float(_adam(optimizer).learning_rate), rate,
                  rate * settings.global_batch_size, _duration(remaining))
     if step % settings.save_checkpoints_steps == 0 or step == total:
+      # The last update of a loop is only judged by the next loss: check the weights themselves
+      # so that no checkpoint holds NaN or infinity.
+      if not all(bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))))
+                 for v in model.trainable_variables):
+        raise _diverged(output_dir, f"the weights became NaN or infinite by step {step}")
       if is_chief:
         logging.info("Saved %s", save(model, optimizer, output_dir, settings.keep_checkpoints))
+
+
+def _diverged(output_dir, what):
+  last = checkpoints.latest(output_dir)
+  return TrainingDiverged(f"{what}; stopped without saving. The last good checkpoint is "
+                          f"{last or 'none (no checkpoint yet)'}. Try a lower --learning_rate.")
 
 
 def _duration(seconds):

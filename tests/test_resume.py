@@ -1,6 +1,7 @@
 """A training run killed with SIGKILL resumes where its last checkpoint left off."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -79,3 +80,32 @@ def test_same_seed_same_final_checkpoint(tiny_bert, tmp_path):
   initial = tf.train.load_checkpoint(tiny_bert["checkpoint"])
   assert not np.array_equal(finals[0]["bert/pooler/dense/kernel"],
                             initial.get_tensor("bert/pooler/dense/kernel"))
+
+
+def test_divergence_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_bert, tmp_path):
+  data_dir, output_dir = tmp_path / "data", tmp_path / "out"
+  write_se0714(data_dir)
+  good = subprocess.run(classifier_command(tiny_bert, data_dir, output_dir,
+                                           "--num_train_epochs=1", "--save_checkpoints_steps=2"),
+                        cwd=conftest.REPO_DIR, capture_output=True, text=True, timeout=300,
+                        check=False)
+  assert good.returncode == 0, good.stderr[-3000:]
+  before = checkpoint_files(output_dir)
+  # Resuming with an absurd learning rate for more epochs blows the weights up.
+  result = subprocess.run(classifier_command(tiny_bert, data_dir, output_dir,
+                                             "--num_train_epochs=4", "--save_checkpoints_steps=2",
+                                             "--learning_rate=1e30"),
+                          cwd=conftest.REPO_DIR, capture_output=True, text=True, timeout=300,
+                          check=False)
+  assert result.returncode == 2
+  message = result.stderr.strip().splitlines()[-1]
+  assert "Traceback" not in result.stderr
+  assert "NaN or infinite" in message or "the loss became" in message
+  failed_step = int(re.search(r"step (\d+)", message).group(1))
+  named = re.search(r"checkpoint is (\S+)\.", message).group(1)
+  assert named == tf.train.latest_checkpoint(str(output_dir))
+  reader = tf.train.load_checkpoint(named)
+  assert all(np.isfinite(reader.get_tensor(n)).all() for n in reader.get_variable_to_shape_map())
+  saved = checkpoint_files(output_dir)
+  assert before.items() <= saved.items()  # Nothing from the first run was touched.
+  assert all(int(name.split("-")[1].split(".")[0]) < failed_step for name in saved)
