@@ -116,6 +116,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
                epsilon=1e-6,
                exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
                clip_norm=1.0,
+               learning_rate_scales=(),
                name="AdamWeightDecay",
                **kwargs):
     """Creates the optimizer.
@@ -129,6 +130,9 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
       exclude_from_weight_decay: regular expressions; a variable whose checkpoint name
         contains a match is not decayed.
       clip_norm: the global gradient norm to clip to, or None for no clipping.
+      learning_rate_scales: (regular expression, factor) pairs; a variable whose checkpoint
+        name contains a match of the first pattern that matches learns at factor × the
+        learning rate. Empty (Google's recipe): one rate for all.
       name: the optimizer's name.
       **kwargs: other `keras.optimizers.Optimizer` arguments (`use_ema`,
         `gradient_accumulation_steps`, `loss_scale_factor`, ...).
@@ -148,6 +152,8 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     # Not `self.exclude_from_weight_decay`: that would hide the Keras method of that name.
     self._exclude_patterns = tuple(exclude_from_weight_decay or ())
     self.clip_norm = clip_norm
+    self._learning_rate_scales = tuple((pattern, float(factor))
+                                       for pattern, factor in learning_rate_scales)
     self._names_by_key = None
 
   def set_variable_names(self, variables_by_name):
@@ -177,6 +183,11 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     # which has no Keras path.
     self._decayed = [self._use_decay(self._checkpoint_name(variable))
                      for variable in var_list]
+    self._scales = [self._scale(self._checkpoint_name(variable)) for variable in var_list]
+
+  def _scale(self, checkpoint_name):
+    return next((factor for pattern, factor in self._learning_rate_scales
+                 if re.search(pattern, checkpoint_name)), 1.0)
 
   def _checkpoint_name(self, variable):
     if self._names_by_key is None:
@@ -226,7 +237,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     index = self._get_variable_index(variable)
     m, v = self._m[index], self._v[index]
     dtype = variable.dtype
-    lr = tf.cast(learning_rate, dtype)
+    lr = tf.cast(learning_rate, dtype) * tf.cast(self._scales[index], dtype)
     # 1 - beta in Python float64, as Google's code does: in float32, 1 - 0.999 is off by
     # 1.3e-5 relative, which shifts every update by about half that.
     next_m = (tf.cast(self.beta_1, dtype) * m
@@ -250,11 +261,13 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         "epsilon": self.epsilon,
         "exclude_from_weight_decay": list(self._exclude_patterns),
         "clip_norm": self.clip_norm,
+        "learning_rate_scales": [list(scale) for scale in self._learning_rate_scales],
     })
     return config
 
 
-def create_optimizer(init_lr, num_train_steps, num_warmup_steps, variables_by_name=None):
+def create_optimizer(init_lr, num_train_steps, num_warmup_steps, variables_by_name=None,
+                     learning_rate_scales=()):
   """Returns Google BERT's fine-tuning optimizer.
 
   Args:
@@ -263,6 +276,7 @@ def create_optimizer(init_lr, num_train_steps, num_warmup_steps, variables_by_na
     num_warmup_steps: the number of warm-up steps.
     variables_by_name: optional `{Google checkpoint name: variable}`, as a model's
       `checkpoint_variables()` returns it, passed to `AdamWeightDecay.set_variable_names`.
+    learning_rate_scales: as for `AdamWeightDecay`; Google's recipe has none.
 
   Returns:
     An `AdamWeightDecay` with weight decay 0.01 (not on LayerNorm or bias variables),
@@ -275,7 +289,8 @@ def create_optimizer(init_lr, num_train_steps, num_warmup_steps, variables_by_na
       beta_1=0.9,
       beta_2=0.999,
       epsilon=1e-6,
-      exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY)
+      exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
+      learning_rate_scales=learning_rate_scales)
   if variables_by_name is not None:
     optimizer.set_variable_names(variables_by_name)
   return optimizer

@@ -136,6 +136,13 @@ flags.DEFINE_integer("log_steps", 100,
                      "Log the loss, learning rate, speed and ETA every this many training steps. "
                      "A device loop (--iterations_per_loop) ends there too.")
 
+flags.DEFINE_float(
+    "head_learning_rate", None,
+    "Peak learning rate of the classifier head (loss/...), with the same warm-up and decay. "
+    "Default: --learning_rate, as in the original. A model whose pooler was never trained, "
+    "such as all-MiniLM-L6-v2, gives pooled outputs that barely vary, and its head needs a "
+    "higher rate (say 1e-3) to learn within a few epochs.")
+
 flags.DEFINE_integer("keep_checkpoint_max", 5,
                      "How many of the newest checkpoints to keep in --output_dir.")
 
@@ -171,6 +178,8 @@ def validate_flags():
       raise UserError(f"--{name} must be positive, got {getattr(FLAGS, name)}")
   if FLAGS.do_train and not FLAGS.num_train_epochs > 0:
     raise UserError(f"--num_train_epochs must be positive, got {FLAGS.num_train_epochs}")
+  if FLAGS.head_learning_rate is not None and not FLAGS.head_learning_rate > 0:
+    raise UserError(f"--head_learning_rate must be positive, got {FLAGS.head_learning_rate}")
   if not 0 <= FLAGS.warmup_proportion <= 1:
     raise UserError(f"--warmup_proportion must be in [0, 1], got {FLAGS.warmup_proportion}")
   if not 0 <= FLAGS.cut_off <= 1:
@@ -268,7 +277,8 @@ def main(argv):
     num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
     with strategy.scope():
       optimizer = training.make_optimizer(model, FLAGS.learning_rate, num_train_steps,
-                                          num_warmup_steps, precision)
+                                          num_warmup_steps, precision,
+                                          FLAGS.head_learning_rate)
     start_step = training.initialize(model, optimizer, output_dir, FLAGS.init_checkpoint)
     plan = features.training_plan(train.lengths, FLAGS.train_batch_size, num_train_steps,
                                   FLAGS.seed, bucket)

@@ -29,14 +29,19 @@ class TrainingDiverged(UserError):
   """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def make_optimizer(model, learning_rate, num_train_steps, num_warmup_steps, precision="fp32"):
+def make_optimizer(model, learning_rate, num_train_steps, num_warmup_steps, precision="fp32",
+                   head_learning_rate=None):
   """Google's fine-tuning optimizer for `model`, built (its slots exist), at step 0.
 
-  Under fp16 it is wrapped in Keras' dynamic loss scaling; bf16 has float32's range and needs
-  none.
+  `head_learning_rate`, when given, is the peak rate of the head's `loss/...` variables (same
+  warm-up and decay). Under fp16 the optimizer is wrapped in Keras' dynamic loss scaling; bf16
+  has float32's range and needs none.
   """
+  scales = ()
+  if head_learning_rate is not None:
+    scales = ((f"^{classifier.HEAD_SCOPE}/", head_learning_rate / learning_rate),)
   optimizer = optimization.create_optimizer(learning_rate, num_train_steps, num_warmup_steps,
-                                            model.checkpoint_variables())
+                                            model.checkpoint_variables(), scales)
   if precision == "fp16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   optimizer.build(model.trainable_variables)
