@@ -191,6 +191,7 @@ def validate_flags():
 
 def main(argv):
   del argv
+  validate_flags()
   # TensorFlow is imported here, after the flags were checked, so that a typo is answered at once.
   import keras  # pylint: disable=g-import-not-at-top
   import checkpoints  # pylint: disable=g-import-not-at-top
@@ -206,7 +207,6 @@ def main(argv):
   import tokenization  # pylint: disable=g-import-not-at-top
   import training  # pylint: disable=g-import-not-at-top
 
-  validate_flags()
   keras.utils.set_random_seed(FLAGS.seed)
   processor = processors.get_processor(FLAGS.task_name)
   label_names = processor.get_labels()
