@@ -220,8 +220,10 @@ def main(argv):
   if FLAGS.init_checkpoint:
     checkpoints.resolve(FLAGS.init_checkpoint)  # A typo is an error even when --output_dir wins.
   tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
-  if len(tokenizer.vocab) != bert_config.vocab_size:
-    raise UserError(f"{FLAGS.vocab_file} has {len(tokenizer.vocab)} tokens but "
+  # Ids are line numbers, so the highest id (not the count of distinct tokens) must fit.
+  vocab_lines = max(tokenizer.vocab.values()) + 1
+  if vocab_lines != bert_config.vocab_size:
+    raise UserError(f"{FLAGS.vocab_file} has {vocab_lines} tokens but "
                     f"{FLAGS.bert_config_file} says vocab_size {bert_config.vocab_size}: they "
                     "belong to different models")
   output_dir = FLAGS.output_dir
