@@ -203,6 +203,20 @@ def test_bfloat16_gradients_update_float32_variables():
   rounded = [{k: tf.cast(tf.cast(g, tf.bfloat16), tf.float32).numpy() for k, g in step.items()}
              for step in grads]
   for step in grads:
+    optimizer.apply([tf.cast(step[k], tf.bfloat16) for k in variables],
+                    list(variables.values()))
+  expected, _, _ = reference_adam_weight_decay(initial, rounded, [0.1, 0.1], DECAYED)
+  for k, variable in variables.items():
+    assert variable.dtype == "float32"
+    np.testing.assert_allclose(variable.numpy(), expected[k], rtol=1e-6, atol=1e-6, err_msg=k)
+
+
+def test_learning_rate_scales_apply_to_matching_names_only():
+  initial, variables = make_variables()
+  grads = random_gradients(3, large_steps={1})
+  optimizer = make_optimizer(variables, learning_rate=0.01,
+                             learning_rate_scales=((r"^loss/", 50.0),))
+  for step in grads:
     optimizer.apply([tf.constant(step[k]) for k in variables], list(variables.values()))
   # Each variable's update only depends on its own rate (the clipping norm is shared).
   reference_head, _, _ = reference_adam_weight_decay(initial, grads, [0.5] * 3, DECAYED)
