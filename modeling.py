@@ -158,6 +158,11 @@ def _layer_norm_variables(layer_norm):
   return {"LayerNorm/gamma": layer_norm.gamma, "LayerNorm/beta": layer_norm.beta}
 
 
+def _project(dense, x):
+  """x · kernel + bias for a [rows, in] matrix x, with a `keras.layers.Dense`'s variables."""
+  return tf.nn.bias_add(tf.matmul(x, dense.kernel), dense.bias)
+
+
 def _layer_norm(name, dtype):
   # Google's tf.contrib.layers.layer_norm uses ε = 1e-12. Keras computes it in float32 even under
   # a mixed-precision policy, which keeps bf16 training stable.
@@ -242,26 +247,28 @@ class TransformerLayer(keras.layers.Layer):
     self.hidden_dropout = keras.layers.Dropout(config.hidden_dropout_prob)
     self.built = True
 
-  def _split_heads(self, x):
-    """[batch, seq, hidden] -> [batch, heads, seq, head_size]."""
-    batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+  def _split_heads(self, x, batch, seq):
+    """[batch * seq, hidden] -> [batch, heads, seq, head_size]."""
     x = tf.reshape(x, [batch, seq, self.num_heads, self.head_size])
     return tf.transpose(x, [0, 2, 1, 3])
 
   def call(self, hidden_states, attention_bias, training=False):
-    query = self._split_heads(self.query(hidden_states))
-    key = self._split_heads(self.key(hidden_states))
-    value = self._split_heads(self.value(hidden_states))
+    batch, seq = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
+    # As Google's code does, the dense layers work on [batch * seq, hidden] matrices: a plain
+    # MatMul + BiasAdd (+ GELU), which TensorFlow's oneDNN rewrites fuse into one kernel.
+    x = tf.reshape(hidden_states, [-1, self.config.hidden_size])
+    query = self._split_heads(_project(self.query, x), batch, seq)
+    key = self._split_heads(_project(self.key, x), batch, seq)
+    value = self._split_heads(_project(self.value, x), batch, seq)
     scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
     scores += tf.cast(attention_bias, scores.dtype)
     probs = self.attention_dropout(tf.nn.softmax(scores), training=training)
-    context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
-    context = tf.reshape(context, tf.shape(hidden_states))
-    attention = self.hidden_dropout(self.attention_output(context), training=training)
-    attention = self.attention_layer_norm(attention + hidden_states)
-    intermediate = self.activation(self.intermediate(attention))
-    output = self.hidden_dropout(self.output_dense(intermediate), training=training)
-    return self.output_layer_norm(output + attention)
+    context = tf.reshape(tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3]), tf.shape(x))
+    attention = self.hidden_dropout(_project(self.attention_output, context), training=training)
+    attention = self.attention_layer_norm(attention + x)
+    intermediate = self.activation(_project(self.intermediate, attention))
+    output = self.hidden_dropout(_project(self.output_dense, intermediate), training=training)
+    return tf.reshape(self.output_layer_norm(output + attention), tf.shape(hidden_states))
 
   def checkpoint_variables(self):
     return {
