@@ -164,8 +164,8 @@ def _project(dense, x):
 
 
 def _layer_norm(name, dtype):
-  # Google's tf.contrib.layers.layer_norm uses ε = 1e-12. Keras computes it in float32 even under
-  # a mixed-precision policy, which keeps bf16 training stable.
+  # Google's layer_norm (from TF1's contrib layers) uses ε = 1e-12. Keras computes it in
+  # float32 even under a mixed-precision policy, which keeps bf16 training stable.
   return keras.layers.LayerNormalization(epsilon=1e-12, name=name, dtype=dtype)
 
 
