@@ -60,8 +60,9 @@ def global_step(optimizer):
 
 def state_variables(model, optimizer):
   """{Google name: variable} of everything a checkpoint holds: weights, slots, global step."""
-  variables = dict(model.checkpoint_variables())
-  for name, variable in model.checkpoint_variables().items():
+  weights = model.checkpoint_variables()
+  variables = dict(weights)
+  for name, variable in weights.items():
     m, v = _adam(optimizer).slot_variables(variable)
     variables[f"{name}/adam_m"] = m
     variables[f"{name}/adam_v"] = v
@@ -84,9 +85,10 @@ def initialize(model, optimizer, output_dir, init_checkpoint):
   """Loads the state a training run starts from, as the Estimator chose it.
 
   The latest checkpoint in `output_dir` wins (a resumed run). Otherwise the model starts from
-  `init_checkpoint`: BERT's variables must all be there; the head and the optimizer slots are
-  loaded too where present (a checkpoint fine-tuned by the original script), and start fresh
-  where not (Google's pre-trained checkpoints). With neither, everything starts fresh.
+  `init_checkpoint`: BERT's variables must all be there; the head is loaded too where present
+  (a checkpoint fine-tuned by the original script) and starts fresh where not (Google's
+  pre-trained checkpoints). The optimizer and the step start fresh, as they did with the
+  Estimator's init_from_checkpoint. With neither, everything starts fresh.
 
   Returns:
     The step the run starts at.
