@@ -356,6 +356,7 @@ def main(argv):
 
 def parse_flags(argv):
   """absl's parsing, with a one-line answer for the original README's known slips."""
+  app.define_help_flags()  # --help, --helpshort, --helpfull, as app.run would define them.
   for arg in argv[1:]:
     name, _, value = arg.lstrip("-").partition("=")
     if not arg.startswith("-"):

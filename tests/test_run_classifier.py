@@ -687,3 +687,12 @@ def test_original_checkpoint_predicts_with_its_head(original_checkpoint_run, tin
   assert ids == [str(i) for i in range(1, 11)]
   assert expected.std() > 0.1  # The comparison covers the whole range, not just 0.5.
   np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+def test_help_lists_the_original_and_multi_label_flags():
+  result = subprocess.run([sys.executable, "run_classifier.py", "--helpfull"],
+                          cwd=clitools.REPO_DIR,
+                          capture_output=True, text=True, timeout=120, check=False)
+  for flag in ("--[no]do_train:", "--init_checkpoint:", "--iterations_per_loop:",
+               "--cutoff_type:", "--[no]add_dense:", "--head_learning_rate:"):
+    assert flag in result.stdout, flag
