@@ -38,16 +38,16 @@ def resolve(path):
   """Returns the checkpoint prefix that `path` names.
 
   Args:
-    path: a checkpoint prefix, or a folder holding a `checkpoint` index file (its latest).
+    path: a checkpoint prefix, or a folder of checkpoints (its newest, see `latest`).
 
   Raises:
     UserError: nothing there is a checkpoint. Where the path starts with the original README's
       stray '.', the message says so.
   """
   if tf.io.gfile.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest and exists(latest):
-      return latest
+    newest = latest(path)
+    if newest:
+      return newest
     raise UserError(f"--init_checkpoint {path} is a folder without a '{INDEX_FILE}' file naming "
                     f"an existing checkpoint")
   if exists(path):

@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from errors import UserError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _KERAS_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 

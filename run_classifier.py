@@ -108,8 +108,8 @@ flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
 
 flags.DEFINE_integer(
     "num_tpu_cores", 8,
-    "Only used if `use_tpu` is True. Total number of TPU cores to use; tf.distribute takes the "
-    "number from the TPU system itself and checks it against this.")
+    "Accepted for the original's scripts and not used: tf.distribute takes the number of TPU "
+    "cores from the TPU system itself.")
 
 ## Multi-label parameters (the original multi-label fork's)
 
@@ -327,8 +327,7 @@ def main(argv):
     if not scored.any():
       return
     result = metrics.compute_metrics(split_features.labels[scored], probabilities[scored],
-                                     label_names, None if cut_offs is None
-                                     else cut(probabilities[scored], cut_offs))
+                                     label_names, cut(probabilities[scored], cut_offs))
     metrics.write_eval_results(results_dir, prefix, result)
     logging.info("***** %s results *****\n%s", split, metrics.format_eval_results(result))
 
@@ -358,9 +357,9 @@ def parse_flags(argv):
   """absl's parsing, with a one-line answer for the original README's known slips."""
   app.define_help_flags()  # --help, --helpshort, --helpfull, as app.run would define them.
   for arg in argv[1:]:
-    name, _, value = arg.lstrip("-").partition("=")
     if not arg.startswith("-"):
       continue
+    name, _, value = arg.lstrip("-").partition("=")
     if name in MISSPELLED_FLAGS:
       raise UserError(f"unknown flag --{name}: the flag is --{MISSPELLED_FLAGS[name]}")
     glued = value.find("--")

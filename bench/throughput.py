@@ -61,7 +61,7 @@ def device_name(tf):
 
 
 def task_features():
-  """Reads and converts the task's test split; returns (features, num_labels, seconds)."""
+  """Reads and converts the task's test split; returns (features, seconds)."""
   import features  # pylint: disable=g-import-not-at-top
   import processors  # pylint: disable=g-import-not-at-top
   import tokenization  # pylint: disable=g-import-not-at-top
@@ -71,7 +71,7 @@ def task_features():
   tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
   converted = features.convert_examples(examples, tokenizer, FLAGS.max_seq_length,
                                         len(processor.get_labels()))
-  return converted, len(processor.get_labels()), time.perf_counter() - started
+  return converted, time.perf_counter() - started
 
 
 def random_batch(tf, config, batch_size, seq_length, num_labels):
@@ -89,7 +89,7 @@ def random_batch(tf, config, batch_size, seq_length, num_labels):
 def main(argv):
   del argv
   if FLAGS.tokenize_only:
-    converted, _, seconds = task_features()
+    converted, seconds = task_features()
     print(json.dumps({"mode": "tokenize_only", "task": FLAGS.task_name,
                       "texts": converted.num_examples,
                       "texts_per_sec": converted.num_examples / seconds,
@@ -121,7 +121,7 @@ def main(argv):
       checkpoints.restore(model.checkpoint_variables(), FLAGS.init_checkpoint,
                           optional=classifier.is_head_variable)
     started = time.perf_counter()
-    converted, _, _ = task_features()
+    converted, _ = task_features()
     inference.predict_probabilities(model, strategy, converted, FLAGS.batch_size,
                                     FLAGS.bucket_by_length, pad_to_max=False)
     seconds = time.perf_counter() - started
