@@ -28,7 +28,7 @@ class MultiLabelClassifier(keras.Model):
     self.num_labels = num_labels
     self.add_dense = add_dense
     self.bert = modeling.BertModel(bert_config, dtype=self.dtype_policy)
-    self.dropout = keras.layers.Dropout(0.1)
+    self.dropout = modeling.Dropout(0.1)
     # The head runs in float32 whatever the policy: its cost is negligible, and the logits feed
     # the sigmoid and the loss, which must stay float32.
     self.output_weights = self.add_weight(
@@ -44,7 +44,8 @@ class MultiLabelClassifier(keras.Model):
 
   def call(self, features, training=False):
     _, pooled = self.bert(input_ids=features["input_ids"], input_mask=features["input_mask"],
-                          token_type_ids=features["segment_ids"], training=training)
+                          token_type_ids=features["segment_ids"], training=training,
+                          pooled_only=True)
     pooled = self.dropout(tf.cast(pooled, tf.float32), training=training)
     logits = tf.matmul(pooled, self.output_weights, transpose_b=True) + self.output_bias
     if self.dense is not None:

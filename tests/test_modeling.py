@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import checkpoints
 import modeling
@@ -59,6 +60,68 @@ def test_dropout_only_when_training(tiny_bert, loaded_model):
   c, _ = loaded_model(**inputs, training=True)
   np.testing.assert_array_equal(a, b)
   assert np.abs(np.asarray(a) - np.asarray(c)).max() > 1e-3
+
+
+def test_pooled_only_gives_googles_pooled_output_and_the_same_gradients(tiny_bert,
+                                                                       loaded_model):
+  inputs = tiny_bert["inputs"]
+  sequence_output, pooled_output = loaded_model(**inputs, training=False, pooled_only=True)
+  assert sequence_output is None
+  np.testing.assert_allclose(pooled_output, tiny_bert["pooled_output"], atol=1e-5, rtol=0)
+
+  weights = np.random.default_rng(0).normal(size=pooled_output.shape).astype(np.float32)
+
+  def gradients(pooled_only):
+    with tf.GradientTape() as tape:
+      _, pooled = loaded_model(**inputs, training=False, pooled_only=pooled_only)
+      loss = tf.reduce_sum(pooled * weights)
+    return tape.gradient(loss, loaded_model.trainable_variables)
+
+  full, first_token_only = gradients(False), gradients(True)
+  last_query = loaded_model.encoder_layers[-1].query.kernel
+  index = next(i for i, v in enumerate(loaded_model.trainable_variables) if v is last_query)
+  assert np.abs(first_token_only[index]).max() > 0
+  for a, b in zip(full, first_token_only):
+    np.testing.assert_allclose(tf.convert_to_tensor(b), tf.convert_to_tensor(a), atol=1e-6)
+
+
+def test_dropout_drops_the_rate_and_keeps_the_expectation():
+  dropout = modeling.Dropout(0.1, seed=3)
+  x = tf.ones([1001, 999])  # An odd size: the last 32-bit draw serves one element.
+  y = np.asarray(dropout(x, training=True))
+  kept = y != 0
+  assert abs(1 - kept.mean() - 0.1) < 0.002
+  # The effective rate is round(0.1 * 65536) / 65536; kept elements are scaled by its inverse.
+  np.testing.assert_allclose(y[kept], 65536 / (65536 - 6554), rtol=1e-7)
+  assert abs(y.mean() - 1) < 0.003
+  again = np.asarray(dropout(x, training=True))
+  assert (again != 0).mean() > 0.85 and ((again != 0) != kept).mean() > 0.1  # A fresh mask.
+  np.testing.assert_array_equal(dropout(x, training=False), x)
+  np.testing.assert_array_equal(modeling.Dropout(0.0)(x, training=True), x)
+
+
+def test_dropout_masks_follow_the_seed_and_the_gradient_is_the_mask():
+  x = tf.random.stateless_normal([4, 7, 5], seed=[1, 2])
+  first, second = modeling.Dropout(0.3, seed=5), modeling.Dropout(0.3, seed=5)
+  np.testing.assert_array_equal(first(x, training=True), second(x, training=True))
+  upstream = tf.random.stateless_normal(x.shape, seed=[3, 4])
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = first(x, training=True)
+    loss = tf.reduce_sum(y * upstream)
+  mask = np.asarray(y) / np.asarray(x)
+  np.testing.assert_allclose(tape.gradient(loss, x), np.asarray(upstream) * mask, rtol=1e-6)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_dropout_on_dynamic_shapes_and_bfloat16(jit_compile):
+  dropout = modeling.Dropout(0.5, seed=1)
+  apply = tf.function(lambda x: dropout(x, training=True), jit_compile=jit_compile,
+                      input_signature=[tf.TensorSpec([None, None], tf.bfloat16)])
+  for shape in ([3, 5], [8, 33]):
+    y = np.asarray(apply(tf.ones(shape, tf.bfloat16)), np.float32)
+    assert y.shape == tuple(shape) and set(np.unique(y)) <= {0.0, 2.0}
+    assert 0 < (y == 0).sum() < y.size
 
 
 def test_defaults_for_mask_and_token_types(tiny_bert, loaded_model):
