@@ -496,12 +496,19 @@ def _gather_inputs(tables, indices, max_seq_length, pad_to_max, length_multiple)
   }
 
 
-def _with_distribution_options(dataset):
+def _with_options(dataset):
   """Shards by element across workers: every worker builds the same dataset in the same order,
-  and there are no files to shard (AUTO would try files first, then warn)."""
+  and there are no files to shard (AUTO would try files first, then warn).
+
+  Without tf.data's autotuning thread: deleting an iterator waits for that thread, which took
+  up to 4 s after the last batch (a third of a psychexp test-split prediction). The parallel map
+  and the prefetch keep their AUTOTUNE settings, which then mean one call per core and a default
+  buffer; the model, not these in-graph gathers, is what takes the time.
+  """
   options = tf.data.Options()
   options.deterministic = True
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  options.autotune.enabled = False
   return dataset.with_options(options)
 
 
@@ -556,7 +563,7 @@ def train_dataset(features, plan, start_step=0, pad_to_max=False,
              .batch(batch_size, drop_remainder=True)
              .map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
              .prefetch(tf.data.AUTOTUNE))
-  return _with_distribution_options(dataset)
+  return _with_options(dataset)
 
 
 def predict_order(lengths, bucket_by_length):
@@ -614,7 +621,7 @@ def predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
              .batch(batch_size, drop_remainder=pad_to_max)
              .map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
              .prefetch(tf.data.AUTOTUNE))
-  return _with_distribution_options(dataset)
+  return _with_options(dataset)
 
 
 def restore_order(example_index, rows):
