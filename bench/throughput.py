@@ -47,6 +47,13 @@ flags.DEFINE_bool("do_lower_case", True, "Casing for the task modes.")
 flags.DEFINE_string("init_checkpoint", None, "Optional weights to load.")
 flags.DEFINE_bool("tokenize_only", False, "Measure feature conversion of the task's test split.")
 flags.DEFINE_bool("bucket_by_length", True, "Bucket the task's test split by length.")
+flags.DEFINE_float("peak_tflops", None, "The device's dense bf16 peak in TFLOP/s, for the model "
+                   "FLOPs utilisation (mfu) of the fixed-shape modes. Default: known for some "
+                   "GPUs (see PEAK_BF16_TFLOPS), else no mfu is reported.")
+
+# Dense bf16 peaks (no sparsity) from the vendors' data sheets, by a substring of the device name.
+PEAK_BF16_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0),
+                    ("L4", 121.0))
 
 
 def peak_rss_mb():
@@ -58,6 +65,24 @@ def device_name(tf):
   if gpus:
     return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
   return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def model_flops_per_example(config, seq_length, mode):
+  """FLOPs one example costs by the usual count: per token 6·N for training (2·N forward, 4·N
+  backward), N the non-embedding parameters, plus attention's two [seq, seq] products,
+  12·layers·seq·hidden per token; a third of that to predict. It counts the whole model even
+  where the classifier computes less (its last block works on [CLS] alone)."""
+  hidden, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+  per_layer = 4 * hidden * hidden + 2 * hidden * inner + 9 * hidden + inner  # Weights, biases, LN.
+  parameters = layers * per_layer + hidden * hidden + hidden  # + the pooler.
+  per_token = 6 * parameters + 12 * layers * seq_length * hidden
+  return seq_length * per_token // (1 if mode == "train" else 3)
+
+
+def peak_tflops(device):
+  if FLAGS.peak_tflops:
+    return FLAGS.peak_tflops
+  return next((peak for name, peak in PEAK_BF16_TFLOPS if name in device), None)
 
 
 def task_features():
@@ -154,6 +179,12 @@ def main(argv):
     median = float(np.median(times))
     result.update(examples_per_sec=FLAGS.batch_size / median, step_time_ms_median=median * 1e3,
                   step_time_ms_min=min(times) * 1e3, steps=FLAGS.steps)
+    flops = model_flops_per_example(config, FLAGS.max_seq_length, FLAGS.mode)
+    result.update(model_flops_per_example=flops,
+                  model_tflops_per_sec=flops * result["examples_per_sec"] / 1e12)
+    peak = peak_tflops(result["device"])
+    if peak:
+      result.update(peak_bf16_tflops=peak, mfu=result["model_tflops_per_sec"] / peak)
   result["peak_rss_mb"] = peak_rss_mb()
   print(json.dumps(result, indent=2))
 

@@ -1,11 +1,14 @@
 """bench/throughput.py runs as the benchmark checks call it, and reports what it measured."""
 
 import json
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import modeling
 from tests import conftest
 from tests.test_distribution import write_se0714
 
@@ -36,3 +39,32 @@ def test_task_split_and_tokenize_only(tiny_bert, tmp_path):
   assert report["bucket_by_length"] is True
   report = run_bench("--tokenize_only", *task)
   assert report["texts"] == 13 and report["texts_per_sec"] > 0
+
+
+def test_model_flops_count_every_non_embedding_weight_and_give_the_mfu(tiny_bert):
+  report = run_bench(f"--bert_config_file={tiny_bert['config_file']}", "--mode=train",
+                     "--batch_size=4", "--max_seq_length=16", "--steps=2", "--peak_tflops=2")
+  config = modeling.BertConfig.from_json_file(tiny_bert["config_file"])
+  parameters = sum(int(np.prod(v.shape))
+                   for name, v in modeling.BertModel(config).checkpoint_variables().items()
+                   if not name.startswith("bert/embeddings/"))
+  per_token = 6 * parameters + 12 * config.num_hidden_layers * 16 * config.hidden_size
+  assert report["model_flops_per_example"] == 16 * per_token
+  assert report["model_tflops_per_sec"] == pytest.approx(
+      report["examples_per_sec"] * 16 * per_token / 1e12)
+  assert report["mfu"] == pytest.approx(report["model_tflops_per_sec"] / 2)
+  assert "mfu" not in run_bench(f"--bert_config_file={tiny_bert['config_file']}",
+                                "--mode=predict", "--batch_size=4", "--max_seq_length=16",
+                                "--steps=2")  # No peak known for a CPU.
+
+
+def test_gpu_mfu_script_runs_fp32_bf16_and_xla():
+  env = dict(os.environ, BATCH="4", SEQ="16", STEPS="2", HIDDEN="32", LAYERS="2", HEADS="2",
+             PEAK_TFLOPS="1")
+  result = subprocess.run(["bash", "bench/gpu_mfu.sh"], cwd=conftest.REPO_DIR, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  reports = [json.loads(line) for line in result.stdout.splitlines()]
+  assert [(r["precision"], r["jit_compile"]) for r in reports] == [
+      ("fp32", False), ("bf16", False), ("bf16", True)]
+  assert all(r["mode"] == "train" and r["mfu"] > 0 for r in reports)
