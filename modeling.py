@@ -158,9 +158,12 @@ def _layer_norm_variables(layer_norm):
   return {"LayerNorm/gamma": layer_norm.gamma, "LayerNorm/beta": layer_norm.beta}
 
 
-def _project(dense, x):
-  """x · kernel + bias for a [rows, in] matrix x, with a `keras.layers.Dense`'s variables."""
-  return tf.nn.bias_add(tf.matmul(x, dense.kernel), dense.bias)
+def _project(dense, x, scale=None):
+  """x · kernel + bias for a [rows, in] matrix x, with a `keras.layers.Dense`'s variables; with
+  `scale`, x · (scale · kernel) + scale · bias."""
+  if scale is None:
+    return tf.nn.bias_add(tf.matmul(x, dense.kernel), dense.bias)
+  return tf.nn.bias_add(tf.matmul(x, dense.kernel * scale), dense.bias * scale)
 
 
 @tf.custom_gradient
@@ -263,7 +266,7 @@ class TransformerLayer(keras.layers.Layer):
 
   Inputs: `hidden_states` [batch, seq, hidden]; `attention_bias` [batch, 1, 1, seq], 0 where a
   position may be attended and -10000 where it is padding (Google's additive mask).
-  Output: [batch, seq, hidden].
+  Output: [batch, seq, hidden], or [batch, 1, hidden] with `first_token_only`.
   """
 
   def __init__(self, config, **kwargs):
@@ -311,8 +314,7 @@ class TransformerLayer(keras.layers.Layer):
     rows = tf.reshape(queries, [-1, self.config.hidden_size])
     # 1/√head_size scales the query weights (hidden² numbers), not the scores (batch · heads ·
     # seq² numbers): the same product, with a cheaper multiply and a cheaper gradient.
-    scale = 1.0 / math.sqrt(self.head_size)
-    query = tf.nn.bias_add(tf.matmul(rows, self.query.kernel * scale), self.query.bias * scale)
+    query = _project(self.query, rows, scale=1.0 / math.sqrt(self.head_size))
     query = self._split_heads(query, batch, tf.shape(queries)[1])
     key = self._split_heads(_project(self.key, x), batch, seq)
     value = self._split_heads(_project(self.value, x), batch, seq)

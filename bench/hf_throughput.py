@@ -16,9 +16,7 @@ Run it beside bench/throughput.py in the same session: these machines are noisy.
 import json
 import os
 import platform
-import resource
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -26,6 +24,8 @@ import numpy as np
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_DIR)
+
+import timing  # pylint: disable=g-import-not-at-top,wrong-import-position  # bench/timing.py
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("hf_config_file", None, "A Hugging Face BERT config.json; default: the "
@@ -80,14 +80,6 @@ def main(argv):
         torch.sigmoid(model(input_ids=input_ids, attention_mask=attention_mask,
                             token_type_ids=token_type_ids).logits)
 
-  for _ in range(FLAGS.warmup_steps):
-    step()
-  times = []
-  for _ in range(FLAGS.steps):
-    started = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - started)
-  median = float(np.median(times))
   print(json.dumps({
       "framework": f"transformers {transformers.__version__}, torch {torch.__version__}",
       "mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
@@ -95,9 +87,8 @@ def main(argv):
       "device": f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                 f"{torch.get_num_threads()} torch threads",
       "model": os.path.abspath(config_file),
-      "examples_per_sec": FLAGS.batch_size / median, "step_time_ms_median": median * 1e3,
-      "step_time_ms_min": min(times) * 1e3, "steps": FLAGS.steps,
-      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, indent=2))
+      **timing.time_steps(step, FLAGS.batch_size, FLAGS.warmup_steps, FLAGS.steps),
+      "peak_rss_mb": timing.peak_rss_mb()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Weights are random unless --init_checkpoint is given: speed does not depend on t
 import json
 import os
 import platform
-import resource
 import sys
 import time
 
@@ -29,6 +28,8 @@ import numpy as np
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_DIR)
+
+import timing  # pylint: disable=g-import-not-at-top,wrong-import-position  # bench/timing.py
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("bert_config_file", None, "bert_config.json of the model to measure.")
@@ -54,10 +55,6 @@ flags.DEFINE_float("peak_tflops", None, "The device's dense bf16 peak in TFLOP/s
 # Dense bf16 peaks (no sparsity) from the vendors' data sheets, by a substring of the device name.
 PEAK_BF16_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0),
                     ("L4", 121.0))
-
-
-def peak_rss_mb():
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def device_name(tf):
@@ -118,7 +115,7 @@ def main(argv):
     print(json.dumps({"mode": "tokenize_only", "task": FLAGS.task_name,
                       "texts": converted.num_examples,
                       "texts_per_sec": converted.num_examples / seconds,
-                      "seconds": seconds, "peak_rss_mb": peak_rss_mb()}, indent=2))
+                      "seconds": seconds, "peak_rss_mb": timing.peak_rss_mb()}, indent=2))
     return
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -169,23 +166,14 @@ def main(argv):
       predict = tf.function(lambda x: tf.sigmoid(model(x, training=False)),
                             jit_compile=FLAGS.jit_compile)
       step = lambda: predict(inputs).numpy()
-    for _ in range(FLAGS.warmup_steps):
-      step()
-    times = []
-    for _ in range(FLAGS.steps):
-      started = time.perf_counter()
-      step()
-      times.append(time.perf_counter() - started)
-    median = float(np.median(times))
-    result.update(examples_per_sec=FLAGS.batch_size / median, step_time_ms_median=median * 1e3,
-                  step_time_ms_min=min(times) * 1e3, steps=FLAGS.steps)
+    result.update(timing.time_steps(step, FLAGS.batch_size, FLAGS.warmup_steps, FLAGS.steps))
     flops = model_flops_per_example(config, FLAGS.max_seq_length, FLAGS.mode)
     result.update(model_flops_per_example=flops,
                   model_tflops_per_sec=flops * result["examples_per_sec"] / 1e12)
     peak = peak_tflops(result["device"])
     if peak:
       result.update(peak_bf16_tflops=peak, mfu=result["model_tflops_per_sec"] / peak)
-  result["peak_rss_mb"] = peak_rss_mb()
+  result["peak_rss_mb"] = timing.peak_rss_mb()
   print(json.dumps(result, indent=2))
 
 
