@@ -179,8 +179,8 @@ class Dropout(keras.layers.Layer):
   than the rest of dropout. Here each 32-bit draw of TensorFlow's Philox generator serves two
   elements; an element is dropped when its 16 bits are below round(rate · 2¹⁶), so the rate is
   met to within 2⁻¹⁷ (0.1 becomes 0.100006), and kept elements are scaled by the inverse of the
-  exact keep probability, so that the expected output equals the input. The backward pass reuses
-  the scaled mask.
+  exact keep probability, so that the expected output equals the input (in float32; bfloat16
+  rounds the scale, as it does Keras'). The backward pass reuses the scaled mask.
 
   Input and output: any shape. Identity unless `training`.
   """
