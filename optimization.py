@@ -7,12 +7,13 @@ Google's TF1 `optimization.py` builds one training op out of three parts, reprod
 * `AdamWeightDecay`: Adam without bias correction, plus decoupled weight decay on every
   variable whose checkpoint name matches none of the exclusion patterns (LayerNorm and bias
   variables by default); before the update, all gradients are clipped together to global
-  norm 1.0.
+  norm 1.0. Adam's bias correction can be switched on (`bias_correction`).
 * `create_optimizer`: the two above with Google's settings.
 
 The optimizer's step counter, `optimizer.iterations`, is Google's `global_step`.
 """
 
+import math
 import re
 
 import keras
@@ -85,6 +86,16 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     update += weight_decay_rate * p            # only for decayed variables
     p -= lr * update
 
+  With `bias_correction`, the update of step t (1 for the first) uses Adam's corrected moments
+  instead, as PyTorch's AdamW does:
+
+    update = (m / (1 - beta_1^t)) / (sqrt(v / (1 - beta_2^t)) + epsilon)
+
+  Without it, m and v start at 0, so that for a steady gradient the uncorrected update is
+  (1 - beta_1^t) / sqrt(1 - beta_2^t) times the corrected one: 3.2 at the first step, 6.5 at
+  step 10, 3.2 at step 100, 1.26 at step 1000. On small data sets at higher rates those large
+  early steps can make fine-tuning diverge (Mosbach et al., ICLR 2021).
+
   Decay is decided on each variable's Google checkpoint name (say
   `bert/encoder/layer_0/attention/output/LayerNorm/gamma`), which Keras 3 cannot hold in
   `variable.name` because it forbids '/'. Pass the model's `{checkpoint name: variable}`
@@ -117,6 +128,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
                exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
                clip_norm=1.0,
                learning_rate_scales=(),
+               bias_correction=False,
                name="AdamWeightDecay",
                **kwargs):
     """Creates the optimizer.
@@ -133,6 +145,8 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
       learning_rate_scales: (regular expression, factor) pairs; a variable whose checkpoint
         name contains a match of the first pattern that matches learns at factor × the
         learning rate. Empty (Google's recipe): one rate for all.
+      bias_correction: whether to divide m and v by Adam's bias corrections (see above);
+        False is Google's update.
       name: the optimizer's name.
       **kwargs: other `keras.optimizers.Optimizer` arguments (`use_ema`,
         `gradient_accumulation_steps`, `loss_scale_factor`, ...).
@@ -154,6 +168,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     self.clip_norm = clip_norm
     self._learning_rate_scales = tuple((pattern, float(factor))
                                        for pattern, factor in learning_rate_scales)
+    self.bias_correction = bool(bias_correction)
     self._names_by_key = None
 
   def set_variable_names(self, variables_by_name):
@@ -244,13 +259,28 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
               + tf.cast(1.0 - self.beta_1, dtype) * gradient)
     next_v = (tf.cast(self.beta_2, dtype) * v
               + tf.cast(1.0 - self.beta_2, dtype) * tf.square(gradient))
-    update = next_m / (tf.sqrt(next_v) + tf.cast(self.epsilon, dtype))
+    if self.bias_correction:
+      # m / (1 - b1^t) over sqrt(v / (1 - b2^t)): the corrections are scalars, so they scale m
+      # and sqrt(v) rather than the [shape] tensors being divided twice.
+      step = tf.cast(self.iterations + 1, dtype)
+      update = (next_m / self._one_minus_power(self.beta_1, step, dtype)) / (
+          tf.sqrt(next_v) / tf.sqrt(self._one_minus_power(self.beta_2, step, dtype))
+          + tf.cast(self.epsilon, dtype))
+    else:
+      update = next_m / (tf.sqrt(next_v) + tf.cast(self.epsilon, dtype))
     if self._decayed[index]:
       update += tf.cast(self.weight_decay_rate, dtype) * variable
 
     self.assign(m, next_m)
     self.assign(v, next_v)
     self.assign_sub(variable, lr * update)
+
+  @staticmethod
+  def _one_minus_power(beta, step, dtype):
+    """1 - beta^step as -expm1(step · log(beta)), log taken in Python float64: in float32,
+    1 - 0.999^1 computed directly is off by 1.3e-5 relative; this is within 1e-7, on TPUs too
+    (no float64 on device)."""
+    return -tf.math.expm1(step * tf.cast(math.log(beta), dtype))
 
   def get_config(self):
     config = super().get_config()
@@ -262,12 +292,13 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         "exclude_from_weight_decay": list(self._exclude_patterns),
         "clip_norm": self.clip_norm,
         "learning_rate_scales": [list(scale) for scale in self._learning_rate_scales],
+        "bias_correction": self.bias_correction,
     })
     return config
 
 
 def create_optimizer(init_lr, num_train_steps, num_warmup_steps, variables_by_name=None,
-                     learning_rate_scales=()):
+                     learning_rate_scales=(), bias_correction=False):
   """Returns Google BERT's fine-tuning optimizer.
 
   Args:
@@ -277,6 +308,7 @@ def create_optimizer(init_lr, num_train_steps, num_warmup_steps, variables_by_na
     variables_by_name: optional `{Google checkpoint name: variable}`, as a model's
       `checkpoint_variables()` returns it, passed to `AdamWeightDecay.set_variable_names`.
     learning_rate_scales: as for `AdamWeightDecay`; Google's recipe has none.
+    bias_correction: as for `AdamWeightDecay`; Google's recipe has none.
 
   Returns:
     An `AdamWeightDecay` with weight decay 0.01 (not on LayerNorm or bias variables),
@@ -290,7 +322,8 @@ def create_optimizer(init_lr, num_train_steps, num_warmup_steps, variables_by_na
       beta_2=0.999,
       epsilon=1e-6,
       exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-      learning_rate_scales=learning_rate_scales)
+      learning_rate_scales=learning_rate_scales,
+      bias_correction=bias_correction)
   if variables_by_name is not None:
     optimizer.set_variable_names(variables_by_name)
   return optimizer

@@ -34,12 +34,13 @@ def schedule_formula(init_lr, num_train_steps, num_warmup_steps, step):
 
 def reference_adam_weight_decay(params, grads_per_step, lrs, decayed, clip_norm=1.0,
                                 weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999,
-                                epsilon=1e-6):
-  """Google's AdamWeightDecayOptimizer after tf.clip_by_global_norm, in float64."""
+                                epsilon=1e-6, bias_correction=False):
+  """Google's AdamWeightDecayOptimizer after tf.clip_by_global_norm, in float64; with
+  `bias_correction`, Adam's corrected moments m / (1 - beta_1^t), v / (1 - beta_2^t)."""
   params = {k: np.asarray(p, np.float64).copy() for k, p in params.items()}
   m = {k: np.zeros_like(p) for k, p in params.items()}
   v = {k: np.zeros_like(p) for k, p in params.items()}
-  for grads, lr in zip(grads_per_step, lrs):
+  for t, (grads, lr) in enumerate(zip(grads_per_step, lrs), start=1):
     grads = {k: np.asarray(g, np.float64) for k, g in grads.items()}
     norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
     scale = clip_norm / max(norm, clip_norm)
@@ -47,7 +48,10 @@ def reference_adam_weight_decay(params, grads_per_step, lrs, decayed, clip_norm=
       g = g * scale
       m[k] = beta_1 * m[k] + (1.0 - beta_1) * g
       v[k] = beta_2 * v[k] + (1.0 - beta_2) * g * g
-      update = m[k] / (np.sqrt(v[k]) + epsilon)
+      if bias_correction:
+        update = (m[k] / (1.0 - beta_1 ** t)) / (np.sqrt(v[k] / (1.0 - beta_2 ** t)) + epsilon)
+      else:
+        update = m[k] / (np.sqrt(v[k]) + epsilon)
       if decayed[k]:
         update = update + weight_decay_rate * params[k]
       params[k] = params[k] - lr * update
@@ -110,11 +114,12 @@ def test_schedule_takes_an_int64_step_in_tf_function_and_round_trips_its_config(
   assert copy.get_config() == schedule.get_config()
 
 
+@pytest.mark.parametrize("bias_correction", [False, True], ids=["google", "bias_corrected"])
 @pytest.mark.parametrize("use_tf_function", [False, True], ids=["eager", "tf_function"])
-def test_matches_numpy_reference(use_tf_function):
+def test_matches_numpy_reference(use_tf_function, bias_correction):
   initial, variables = make_variables()
   schedule = optimization.WarmupLinearDecay(0.1, num_train_steps=8, num_warmup_steps=2)
-  optimizer = make_optimizer(variables, learning_rate=schedule)
+  optimizer = make_optimizer(variables, learning_rate=schedule, bias_correction=bias_correction)
   var_list = list(variables.values())
   grads_per_step = random_gradients(5, large_steps={1, 3})
 
@@ -128,7 +133,8 @@ def test_matches_numpy_reference(use_tf_function):
     apply([tf.constant(grads[k]) for k in variables])
 
   lrs = [schedule_formula(0.1, 8, 2, step) for step in range(5)]
-  expected, m, v = reference_adam_weight_decay(initial, grads_per_step, lrs, DECAYED)
+  expected, m, v = reference_adam_weight_decay(initial, grads_per_step, lrs, DECAYED,
+                                               bias_correction=bias_correction)
   assert int(optimizer.iterations) == 5
   for k, variable in variables.items():
     assert optimizer.is_decayed(variable) == DECAYED[k]
@@ -136,6 +142,44 @@ def test_matches_numpy_reference(use_tf_function):
     slot_m, slot_v = optimizer.slot_variables(variable)
     np.testing.assert_allclose(slot_m.numpy(), m[k], rtol=1e-5, atol=1e-7, err_msg=k)
     np.testing.assert_allclose(slot_v.numpy(), v[k], rtol=1e-5, atol=1e-9, err_msg=k)
+
+
+def test_bias_corrected_first_step_moves_each_weight_by_the_rate():
+  # At t = 1 the corrected moments are g and g², so the step is lr · g / (|g| + ε): lr for every
+  # weight whatever its gradient's size, where Google's update moves it by 3.16 · lr.
+  initial, variables = make_variables()
+  grads = random_gradients(1, large_steps=set())[0]
+  moved = {}
+  for bias_correction in (False, True):
+    _, variables = make_variables()
+    optimizer = make_optimizer(variables, learning_rate=0.01, weight_decay_rate=0.0,
+                               bias_correction=bias_correction)
+    optimizer.apply([tf.constant(grads[k]) for k in variables], list(variables.values()))
+    moved[bias_correction] = {k: np.abs(initial[k] - v.numpy()) for k, v in variables.items()}
+  for k, grad in grads.items():
+    step = 0.01 * np.abs(grad) / (np.abs(grad) + 1e-6)
+    np.testing.assert_allclose(moved[True][k], step, rtol=1e-4, err_msg=k)
+    google = 0.01 * 0.1 * np.abs(grad) / (np.sqrt(0.001) * np.abs(grad) + 1e-6)
+    np.testing.assert_allclose(moved[False][k], google, rtol=1e-4, err_msg=k)
+    assert np.all(moved[False][k] > 2.5 * moved[True][k]), k
+
+
+def test_bias_correction_is_exact_after_many_steps():
+  # 1 - beta^t in float32 loses digits as beta^t nears 1 (early) and as it nears 0 (late): the
+  # corrected update must still be Adam's, in float64, after 3,000 steps.
+  initial, variables = make_variables()
+  optimizer = make_optimizer(variables, learning_rate=1e-3, bias_correction=True)
+  optimizer.iterations.assign(2999)
+  grads = random_gradients(1, large_steps=set())[0]
+  optimizer.apply([tf.constant(grads[k]) for k in variables], list(variables.values()))
+  for k, variable in variables.items():
+    g = grads[k].astype(np.float64)
+    m, v = 0.1 * g, 0.001 * g * g
+    update = (m / (1 - 0.9 ** 3000)) / (np.sqrt(v / (1 - 0.999 ** 3000)) + 1e-6)
+    if DECAYED[k]:
+      update += 0.01 * initial[k]
+    np.testing.assert_allclose(initial[k] - variable.numpy(), 1e-3 * update, rtol=1e-4,
+                               atol=1e-10, err_msg=k)
 
 
 def test_weight_decay_skips_layer_norm_and_bias_checkpoint_names():
@@ -256,10 +300,14 @@ def test_create_optimizer_has_google_settings_and_round_trips_its_config():
   assert (config["weight_decay_rate"], config["beta_1"], config["beta_2"],
           config["epsilon"], config["clip_norm"]) == (0.01, 0.9, 0.999, 1e-6, 1.0)
   assert config["exclude_from_weight_decay"] == ["LayerNorm", "layer_norm", "bias"]
+  assert config["bias_correction"] is False
   copy = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
   assert isinstance(copy, optimization.AdamWeightDecay)
   assert copy.get_config() == config
   np.testing.assert_allclose(float(copy.learning_rate), 0.0)
+  corrected = optimization.create_optimizer(3e-5, 100, 10, bias_correction=True)
+  copy = keras.optimizers.deserialize(keras.optimizers.serialize(corrected))
+  assert copy.bias_correction is True and copy.get_config()["bias_correction"] is True
 
 
 # Runs in a fresh interpreter: the two logical CPUs must exist before TF sets up its devices,
