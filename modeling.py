@@ -377,7 +377,9 @@ class BertModel(keras.Model):
   """BERT: embeddings, `num_hidden_layers` transformer blocks, and the [CLS] pooler.
 
   All variables are created in the constructor (their shapes follow from the config alone), so a
-  checkpoint can be loaded before the first call.
+  checkpoint can be loaded before the first call. With `add_pooler=False` there is no pooler:
+  no `bert/pooler/*` variables to load or train, and no pooled output (None), for a model whose
+  head reads the sequence output instead.
 
   Call with `input_ids`, `input_mask` and `token_type_ids`, int32 [batch, seq]; the mask is 1 on
   real tokens and 0 on padding (all ones if omitted); token types default to 0. Returns
@@ -385,16 +387,17 @@ class BertModel(keras.Model):
   default policy and in the policy's compute dtype under a mixed-precision one.
   """
 
-  def __init__(self, config, **kwargs):
+  def __init__(self, config, add_pooler=True, **kwargs):
     kwargs.setdefault("name", "bert")
     super().__init__(**kwargs)
     self.config = config
+    self.add_pooler = add_pooler
     self.embeddings = Embeddings(config, name="embeddings", dtype=self.dtype_policy)
     self.encoder_layers = [
         TransformerLayer(config, name=f"layer_{i}", dtype=self.dtype_policy)
         for i in range(config.num_hidden_layers)
     ]
-    self.pooler = Pooler(config, name="pooler", dtype=self.dtype_policy)
+    self.pooler = Pooler(config, name="pooler", dtype=self.dtype_policy) if add_pooler else None
     self.built = True
 
   def call(self, input_ids, input_mask=None, token_type_ids=None, training=False,
@@ -404,6 +407,8 @@ class BertModel(keras.Model):
     `pooled_only` lets the last block compute the [CLS] position alone, the only one the pooler
     reads: the same pooled output (and gradients) for about 1/num_hidden_layers less work.
     """
+    if pooled_only and self.pooler is None:
+      raise ValueError("pooled_only needs the pooler; this BertModel has none")
     input_ids = tf.cast(input_ids, tf.int32)
     if input_mask is None:
       input_mask = tf.ones_like(input_ids)
@@ -419,7 +424,7 @@ class BertModel(keras.Model):
     for i, layer in enumerate(self.encoder_layers):
       hidden_states = layer(hidden_states, attention_bias, training=training,
                             first_token_only=pooled_only and i == last)
-    pooled_output = self.pooler(hidden_states)
+    pooled_output = None if self.pooler is None else self.pooler(hidden_states)
     return (None if pooled_only else hidden_states), pooled_output
 
   def checkpoint_variables(self):
@@ -427,11 +432,13 @@ class BertModel(keras.Model):
     variables = _prefixed("bert/embeddings", self.embeddings.checkpoint_variables())
     for i, layer in enumerate(self.encoder_layers):
       variables.update(_prefixed(f"bert/encoder/layer_{i}", layer.checkpoint_variables()))
-    variables.update(_prefixed("bert/pooler", self.pooler.checkpoint_variables()))
+    if self.pooler is not None:
+      variables.update(_prefixed("bert/pooler", self.pooler.checkpoint_variables()))
     return variables
 
   def get_config(self):
-    return {**super().get_config(), "config": self.config.to_dict()}
+    return {**super().get_config(), "config": self.config.to_dict(),
+            "add_pooler": self.add_pooler}
 
 
 # ------------------------------------------------------------------------------------------------
