@@ -12,11 +12,24 @@ import string
 import subprocess
 import sys
 
+import hypothesis
 import numpy as np
 import pytest
 
+# Hypothesis fails an example that takes over 200 ms, and a health check fails slow data
+# generation: on a loaded 2-core machine correct tests would fail. Tests assert results, not speed.
+hypothesis.settings.register_profile(
+    "no_timing", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("no_timing")
+
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(TESTS_DIR)
+
+# The environment under which two runs of the same command on one machine give the same bits:
+# kernels chosen for determinism, thread pools of a fixed size (by default TensorFlow sizes them
+# by the cores it may use, and a kernel's summation order can follow the thread count), the CPU.
+DETERMINISTIC_ENV = {"TF_DETERMINISTIC_OPS": "1", "TF_NUM_INTRAOP_THREADS": "2",
+                     "TF_NUM_INTEROP_THREADS": "2", "CUDA_VISIBLE_DEVICES": "-1"}
 
 TINY_CONFIG = {
     "vocab_size": None,  # Set from the vocab below.
@@ -49,6 +62,20 @@ def tiny_vocab():
   tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(TINY_WORDS)) +
             list(chars) + ["##" + c for c in string.ascii_lowercase + string.digits])
   return list(dict.fromkeys(tokens))  # "a" is a word and a character: one entry.
+
+
+def assert_close(actual, desired, rtol=1e-5, atol=0.0, err_msg=""):
+  """Asserts that float arrays agree up to the rounding of kernels that sum in another order.
+
+  The tolerance is `rtol` of each element plus `rtol` of the largest |desired|: a sum taken in
+  another order (oneDNN's AVX2 and AVX-512 kernels, a [CLS]-only last layer, a narrower batch)
+  moves an element by ~1e-7 of the terms summed, which for an element near zero is far more than
+  1e-7 of itself. `atol` is added for arrays that are zero in exact arithmetic.
+  """
+  desired = np.asarray(desired, np.float64)
+  scale = np.abs(desired).max(initial=0.0)
+  np.testing.assert_allclose(np.asarray(actual, np.float64), desired, rtol=rtol,
+                             atol=rtol * scale + atol, err_msg=err_msg)
 
 
 def run_google_reference(config_path, inputs, workdir, init_checkpoint=None,

@@ -13,6 +13,7 @@ from safetensors.numpy import save_file
 import convert_hf_checkpoint
 import modeling
 from errors import UserError
+from tests import conftest
 
 
 def hf_name(google_name):
@@ -58,8 +59,8 @@ def test_converted_model_equals_the_original(tiny_bert, hf_folder, tmp_path):
   model = modeling.BertModel(config)
   modeling.load_checkpoint(model, prefix)
   sequence_output, pooled_output = model(**tiny_bert["inputs"], training=False)
-  np.testing.assert_allclose(sequence_output, tiny_bert["sequence_output"], atol=1e-5)
-  np.testing.assert_allclose(pooled_output, tiny_bert["pooled_output"], atol=1e-5)
+  conftest.assert_close(sequence_output, tiny_bert["sequence_output"])
+  conftest.assert_close(pooled_output, tiny_bert["pooled_output"])
 
 
 @pytest.mark.parametrize("hf_act, google_act", [("gelu", "gelu_exact"), ("gelu_new", "gelu"),

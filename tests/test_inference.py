@@ -22,18 +22,41 @@ def test_bucketed_prediction_equals_fixed_padding_in_input_order(tiny_bert):
               for i, n in enumerate(rng.integers(1, 25, size=23))]
   tokenizer = tokenization.FullTokenizer(tiny_bert["vocab_file"], True)
   converted = features.convert_examples(examples, tokenizer, 32, 3)
+  spread_logits(model, converted)
   strategy = tf.distribute.get_strategy()
   bucketed = inference_probabilities(model, strategy, converted, bucket=True, pad=False)
   fixed = inference_probabilities(model, strategy, converted, bucket=False, pad=True)
   assert bucketed.shape == fixed.shape == (23, 3)
-  np.testing.assert_allclose(bucketed, fixed, atol=1e-6)
+  # The head multiplies the pooled output's rounding (~1e-7 of its ~0.3) by ~1000: up to 1e-4
+  # in the probabilities. Two examples' rows differ by more than 0.05, and attending to the
+  # padding (a missing mask) moves every row by more than 0.09.
+  tolerance = 1e-3
+  rows_apart = np.abs(fixed[:, None] - fixed[None, :]).max(axis=2) + np.eye(23)
+  assert rows_apart.min() > 50 * tolerance
+  np.testing.assert_allclose(bucketed, fixed, rtol=0, atol=tolerance)
   # Row i is example i: the same as predicting that example alone.
   for i in (0, 7, 22):
     alone = features.convert_examples([examples[i]], tokenizer, 32, 3)
     np.testing.assert_allclose(
         inference_probabilities(model, strategy, alone, bucket=False, pad=False)[0],
-        bucketed[i], atol=1e-6)
+        bucketed[i], rtol=0, atol=tolerance)
   assert len(set(converted.lengths.tolist())) > 5  # The buckets really differ in width.
+
+
+def spread_logits(model, converted):
+  """Sets the head so that the examples' logits spread with a standard deviation of 2.
+
+  A random tiny BERT gives every text nearly the same pooled output (they differ by ~3e-4 in
+  each unit), so that a random head's probabilities all lie within 1e-5 of 0.5: closer than
+  the rows of two examples need be told apart.
+  """
+  _, pooled = model.bert(input_ids=converted.input_ids, input_mask=converted.input_mask,
+                         token_type_ids=converted.segment_ids, training=False)
+  pooled = np.asarray(pooled, np.float64)
+  weights = np.random.default_rng(0).normal(size=(pooled.shape[1], model.num_labels))
+  weights *= 2 / ((pooled - pooled.mean(axis=0)) @ weights).std(axis=0)
+  model.output_weights.assign(weights.T.astype(np.float32))
+  model.output_bias.assign((-pooled.mean(axis=0) @ weights).astype(np.float32))
 
 
 def inference_probabilities(model, strategy, converted, bucket, pad):
