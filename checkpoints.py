@@ -8,6 +8,7 @@ users could read; so we read with `tf.train.load_checkpoint` and write with the 
 """
 
 import dataclasses
+import hashlib
 import os
 import re
 
@@ -28,6 +29,23 @@ class RestoreReport:
   loaded: list
   absent: list
   unused: list
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+  """What identifies a checkpoint's content: its prefix, its global step, and the SHA-256 of its
+  `.index` file, which holds every tensor's CRC32C, so that another checkpoint written at the
+  same step (another run, another model) has another digest."""
+  prefix: str
+  step: int
+  digest: str
+
+
+def identify(prefix):
+  """Returns the `Identity` of the checkpoint `prefix`."""
+  with tf.io.gfile.GFile(prefix + ".index", "rb") as f:
+    digest = hashlib.sha256(f.read()).hexdigest()
+  return Identity(prefix=prefix, step=global_step(prefix), digest=digest)
 
 
 def exists(prefix):
@@ -59,7 +77,7 @@ def resolve(path):
     bare = re.sub(r"\.(index|meta|data-\d+-of-\d+)$", "", path)
     if bare != path and exists(bare):
       hint = f" (give the prefix without the file's extension: {bare})"
-  raise UserError(f"checkpoint {path} not found: no {path}.index{hint}")
+  raise UserError(f"--init_checkpoint {path}: no such checkpoint (no {path}.index){hint}")
 
 
 def _step_in_name(prefix):

@@ -54,9 +54,10 @@ class MultiLabelClassifier(keras.Model):
     # the sigmoid and the loss, which must stay float32.
     self.output_weights = self.add_weight(
         name="output_weights", shape=(num_labels, bert_config.hidden_size),
-        initializer=keras.initializers.TruncatedNormal(stddev=0.02), dtype="float32")
+        initializer=keras.initializers.TruncatedNormal(stddev=0.02), dtype="float32",
+        autocast=False)
     self.output_bias = self.add_weight(name="output_bias", shape=(num_labels,),
-                                       initializer="zeros", dtype="float32")
+                                       initializer="zeros", dtype="float32", autocast=False)
     self.dense = None
     if add_dense:
       self.dense = keras.layers.Dense(num_labels, name="dense", dtype="float32")

@@ -13,6 +13,7 @@ import os
 
 from absl import logging
 import keras
+import numpy as np
 import tensorflow as tf
 
 from errors import UserError
@@ -52,13 +53,52 @@ def make_strategy(use_tpu=False, tpu_name=None, tpu_zone=None, gcp_project=None,
 
 
 def is_chief(strategy):
-  """Whether this worker writes checkpoints and results (always, except on non-chief workers)."""
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-    return True
-  task_type, task_id = resolver.task_type, resolver.task_id
-  return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and
-                                          "chief" not in resolver.cluster_spec().as_dict())
+  """Whether this worker writes checkpoints and results: true except on non-chief workers."""
+  return strategy.extended.should_checkpoint
+
+
+def chief_values(strategy, values):
+  """Returns the chief's `values` on every worker.
+
+  A decision that one worker makes from its own disk (which checkpoint to resume, whether a
+  thresholds file fits) must be the same on every worker, or their collectives stop matching.
+  The chief decides; the others take its values through an all-reduce in which only replica 0,
+  which lives on the chief, contributes: a sum with zeros, so the values arrive exactly.
+
+  Args:
+    strategy: the `tf.distribute.Strategy`.
+    values: list of array-likes (numeric).
+
+  Returns:
+    list of np.ndarray, the chief's values, in the order of `values`.
+  """
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return [np.asarray(v) for v in values]
+  tensors = [tf.convert_to_tensor(v) for v in values]
+
+  def from_replica_zero():
+    context = tf.distribute.get_replica_context()
+    is_first = tf.equal(context.replica_id_in_sync_group, 0)
+    # Collectives sum numbers, not booleans: a flag travels as 0 or 1.
+    return [context.all_reduce(tf.distribute.ReduceOp.SUM,
+                               tf.where(is_first, _summable(t), tf.zeros_like(_summable(t))))
+            for t in tensors]
+
+  reduced = strategy.run(tf.function(from_replica_zero))
+  return [strategy.experimental_local_results(r)[0].numpy().astype(t.dtype.as_numpy_dtype)
+          for r, t in zip(reduced, tensors)]
+
+
+def _summable(tensor):
+  return tf.cast(tensor, tf.int32) if tensor.dtype == tf.bool else tensor
+
+
+def sync_from_chief(strategy, variables):
+  """Assigns every worker's `variables` (a list) the chief's values; see `chief_values`."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return
+  for variable, value in zip(variables, chief_values(strategy, variables)):
+    variable.assign(value)
 
 
 def on_accelerator(strategy):

@@ -62,6 +62,11 @@ class EvalMetrics:
     mean_f1: float, the support-weighted mean of per-label F1 (= `f1_averages["weighted"]`).
     f1_averages: dict from "micro", "macro", "weighted", "samples" to float.
     subset_accuracy: float, the share of examples with every label right.
+    thresholds_tuned_here: bool, True when the cut-offs were tuned on this same split (dynamic
+      cut-offs on dev), which makes the F1 and Hamming loss above optimistic.
+    cross_validated: with `thresholds_tuned_here`, a dict of `hamming_loss`, `mean_f1` and
+      `f1_averages` of out-of-fold predictions (`thresholds.cross_validated_predictions`): an
+      honest estimate; else None.
   """
   num_examples: int
   per_label: Tuple[LabelMetrics, ...]
@@ -72,6 +77,8 @@ class EvalMetrics:
   mean_f1: Optional[float] = None
   f1_averages: Optional[Dict[str, float]] = None
   subset_accuracy: Optional[float] = None
+  thresholds_tuned_here: bool = False
+  cross_validated: Optional[Dict[str, object]] = None
 
 
 def _has_both_classes(labels):
@@ -79,7 +86,8 @@ def _has_both_classes(labels):
   return bool(labels.size) and 0 < labels.sum() < labels.size
 
 
-def compute_metrics(labels, probabilities, label_names, predictions=None):
+def compute_metrics(labels, probabilities, label_names, predictions=None,
+                    out_of_fold_predictions=None):
   """Computes the evaluation metrics of one split.
 
   Args:
@@ -88,6 +96,9 @@ def compute_metrics(labels, probabilities, label_names, predictions=None):
     label_names: sequence of k str.
     predictions: array-like [n, k] of 0/1 at the cut-off, or None when no cut-off applies, in
       which case only the threshold-free metrics (AUCs, ranking precision) are computed.
+    out_of_fold_predictions: array-like [n, k] of 0/1, given when `predictions` come from
+      thresholds tuned on this split: the cross-validated predictions that estimate them
+      honestly (see `EvalMetrics.cross_validated`).
 
   Returns:
     `EvalMetrics`.
@@ -130,23 +141,39 @@ def compute_metrics(labels, probabilities, label_names, predictions=None):
   if predictions is None:
     return threshold_free
 
-  predictions = np.asarray(predictions, dtype=np.int64)
-  if predictions.shape != labels.shape:
-    raise ValueError(f"predictions {predictions.shape} differ from labels {labels.shape}")
+  decided = _decision_metrics(labels, predictions)
   precision, recall, f1, _ = sk_metrics.precision_recall_fscore_support(
-      labels, predictions, average=None, zero_division=0)
-  f1_averages = {
-      average: float(sk_metrics.f1_score(labels, predictions, average=average, zero_division=0))
-      for average in _F1_AVERAGES}
+      labels, decided["predictions"], average=None, zero_division=0)
+  cross_validated = None
+  if out_of_fold_predictions is not None:
+    honest = _decision_metrics(labels, out_of_fold_predictions)
+    cross_validated = {key: honest[key] for key in ("hamming_loss", "mean_f1", "f1_averages")}
   return dataclasses.replace(
       threshold_free,
       per_label=tuple(
           dataclasses.replace(m, precision=float(p), recall=float(r), f1=float(f))
           for m, p, r, f in zip(threshold_free.per_label, precision, recall, f1)),
-      hamming_loss=float(sk_metrics.hamming_loss(labels, predictions)),
-      mean_f1=f1_averages["weighted"],
-      f1_averages=f1_averages,
-      subset_accuracy=float(sk_metrics.accuracy_score(labels, predictions)))
+      hamming_loss=decided["hamming_loss"],
+      mean_f1=decided["mean_f1"],
+      f1_averages=decided["f1_averages"],
+      subset_accuracy=decided["subset_accuracy"],
+      thresholds_tuned_here=out_of_fold_predictions is not None,
+      cross_validated=cross_validated)
+
+
+def _decision_metrics(labels, predictions):
+  """The metrics of 0/1 `predictions` [n, k] against `labels` [n, k], as a dict."""
+  predictions = np.asarray(predictions, dtype=np.int64)
+  if predictions.shape != labels.shape:
+    raise ValueError(f"predictions {predictions.shape} differ from labels {labels.shape}")
+  f1_averages = {
+      average: float(sk_metrics.f1_score(labels, predictions, average=average, zero_division=0))
+      for average in _F1_AVERAGES}
+  return {"predictions": predictions,
+          "hamming_loss": float(sk_metrics.hamming_loss(labels, predictions)),
+          "mean_f1": f1_averages["weighted"],
+          "f1_averages": f1_averages,
+          "subset_accuracy": float(sk_metrics.accuracy_score(labels, predictions))}
 
 
 def _number(value):
@@ -173,6 +200,13 @@ def format_eval_results(metrics):
     lines.append("F1 score:")
     lines += [f"{m.label}\t{_number(m.f1)}\t{m.support}" for m in metrics.per_label]
     lines.append(f"Mean F1-score: {_number(metrics.mean_f1)}")
+  if metrics.cross_validated is not None:
+    honest = metrics.cross_validated
+    lines.append("The F1 scores and Hamming loss above use thresholds tuned on this same split, "
+                 "so they are optimistic. Cross-validated (each fold predicted with thresholds "
+                 "tuned on the other folds):")
+    lines.append(f"Cross-validated Hamming Loss: {_number(honest['hamming_loss'])}")
+    lines.append(f"Cross-validated Mean F1-score: {_number(honest['mean_f1'])}")
   return "\n".join(lines) + "\n"
 
 

@@ -120,21 +120,57 @@ def best_f1_thresholds(labels, probabilities, fallback):
   return F1Thresholds(thresholds, dev_f1, fallback_used)
 
 
-def save_thresholds(path, label_names, thresholds, dev_f1, checkpoint_step, fallback_used):
-  """Writes the dynamic thresholds as JSON, atomically.
+def cross_validated_predictions(labels, probabilities, fallback, num_folds=5, seed=0):
+  """Out-of-fold 0/1 predictions on the dev split, for an honest estimate of dynamic cut-offs.
+
+  The F1 of thresholds tuned on the split that scores them is optimistic: the search saw the
+  answers. Here the split is cut into `num_folds` seeded folds, and each fold is predicted with
+  thresholds tuned on the other folds; the metrics of these predictions estimate what the tuned
+  thresholds give on unseen data.
+
+  Args:
+    labels: array-like [n, k] of 0/1.
+    probabilities: array-like [n, k] of float.
+    fallback: float, as for `best_f1_thresholds`.
+    num_folds: int >= 2; fewer when n is smaller.
+    seed: int, the fold assignment.
+
+  Returns:
+    np.ndarray [n, k] of int64, or None when n < 2 (no fold to tune on).
+  """
+  labels = np.asarray(labels, dtype=np.int64)
+  probabilities = np.asarray(probabilities, dtype=np.float64)
+  n = labels.shape[0]
+  if n < 2:
+    return None
+  num_folds = min(num_folds, n)
+  folds = np.random.default_rng(seed).permutation(n) % num_folds
+  predictions = np.zeros(labels.shape, dtype=np.int64)
+  for fold in range(num_folds):
+    held_out = folds == fold
+    found = best_f1_thresholds(labels[~held_out], probabilities[~held_out], fallback)
+    predictions[held_out] = static_predictions(probabilities[held_out], found.thresholds)
+  return predictions
+
+
+def save_thresholds(path, label_names, found, checkpoint, dev_fingerprint):
+  """Writes the dynamic thresholds as JSON, atomically, with what they were tuned on.
 
   Args:
     path: str, the file (`THRESHOLDS_FILE` in `--output_dir`).
     label_names: sequence of k str.
-    thresholds, dev_f1: array-like [k] of float.
-    checkpoint_step: int, the global step of the checkpoint whose dev probabilities were used.
-    fallback_used: array-like [k] of bool.
+    found: `F1Thresholds` of k labels.
+    checkpoint: `checkpoints.Identity` of the checkpoint whose dev probabilities were used.
+    dev_fingerprint: str, identifies the dev features (data, vocab, casing, max_seq_length).
   """
   content = {
-      "checkpoint_step": int(checkpoint_step),
+      "checkpoint_step": int(checkpoint.step),
+      "checkpoint_digest": checkpoint.digest,
+      "dev_features": dev_fingerprint,
       "labels": [
           {"label": name, "threshold": float(t), "dev_f1": float(f), "fallback": bool(b)}
-          for name, t, f, b in zip(label_names, thresholds, dev_f1, fallback_used, strict=True)],
+          for name, t, f, b in zip(label_names, found.thresholds, found.dev_f1,
+                                   found.fallback_used, strict=True)],
   }
   atomic_write_text(path, json.dumps(content, indent=2, allow_nan=False) + "\n")
 
@@ -154,7 +190,7 @@ def _is_thresholds_content(content):
 
 
 def _read_thresholds_file(path):
-  """Returns (checkpoint_step, label names, thresholds) of a thresholds file.
+  """Returns the decoded content of a thresholds file, checked for shape.
 
   Raises:
     UserError: the file is missing, unreadable, not JSON or not shaped as `save_thresholds`
@@ -174,34 +210,42 @@ def _read_thresholds_file(path):
   if not _is_thresholds_content(content):
     raise file_error(path, None, "not a thresholds file: it needs a checkpoint_step and labels "
                      f"each with a label name and a finite threshold; {recompute}")
-  return (content["checkpoint_step"], [entry["label"] for entry in content["labels"]],
-          [entry["threshold"] for entry in content["labels"]])
+  return content
 
 
-def load_thresholds(path, label_names, checkpoint_step):
+def load_thresholds(path, label_names, checkpoint, dev_fingerprint=None):
   """Reads the thresholds that `save_thresholds` wrote, checking they fit this run.
 
-  Thresholds tuned on another checkpoint's dev probabilities are not those of this one, so a step
-  mismatch is an error, not a warning.
+  Thresholds tuned on another checkpoint's dev probabilities, or on other dev features, are not
+  this run's, so a mismatch is an error, not a warning. A file without the checkpoint's digest
+  (written by an older version) does not fit either.
 
   Args:
     path: str, the file.
     label_names: sequence of k str, the task's labels in order.
-    checkpoint_step: int, the global step of the checkpoint about to be used.
+    checkpoint: `checkpoints.Identity` of the checkpoint about to be used.
+    dev_fingerprint: str identifying this run's dev features, or None not to check them (an
+      export has no dev split).
 
   Returns:
     np.ndarray [k] of float64, in the order of `label_names`.
 
   Raises:
     UserError: the file is missing or corrupt, its labels are not `label_names` (in order), or it
-      was computed on another checkpoint step; the message says to rerun with --do_eval.
+      was computed on another checkpoint or other dev features; the message says to rerun with
+      --do_eval.
   """
-  step, names, thresholds = _read_thresholds_file(path)
+  content = _read_thresholds_file(path)
+  names = [entry["label"] for entry in content["labels"]]
+  rerun = "rerun with --do_eval to recompute them"
   if names != list(label_names):
     raise file_error(path, None, f"its labels ({', '.join(names)}) are not the task's "
-                     f"({', '.join(label_names)}); rerun with --do_eval to recompute them")
-  if step != checkpoint_step:
-    raise file_error(path, None, f"holds thresholds tuned on checkpoint step {step}, but the "
-                     f"checkpoint is at step {checkpoint_step}; rerun with --do_eval to "
-                     "recompute them")
-  return np.asarray(thresholds, dtype=np.float64)
+                     f"({', '.join(label_names)}); {rerun}")
+  step = content["checkpoint_step"]
+  if step != checkpoint.step or content.get("checkpoint_digest") != checkpoint.digest:
+    raise file_error(path, None, f"holds thresholds tuned on another checkpoint (step {step}) "
+                     f"than {checkpoint.prefix} (step {checkpoint.step}); {rerun}")
+  if dev_fingerprint is not None and content.get("dev_features") != dev_fingerprint:
+    raise file_error(path, None, "holds thresholds tuned on other dev features (another dev "
+                     f"file, vocabulary, casing or --max_seq_length); {rerun}")
+  return np.asarray([entry["threshold"] for entry in content["labels"]], dtype=np.float64)

@@ -71,10 +71,6 @@ def convert_to_unicode(text):
   raise ValueError(f"Unsupported string type: {type(text)}")
 
 
-# Google's name for the same conversion, used when examples are logged.
-printable_text = convert_to_unicode
-
-
 def _read_bytes(path):
   """Returns the bytes of a local file, or of a remote one (gs://...) through TensorFlow."""
   if "://" not in path:

@@ -7,7 +7,7 @@ latest: same step, same optimizer state, same place in the seeded data order.
 """
 
 import dataclasses
-import math
+import json
 import os
 import time
 
@@ -18,11 +18,18 @@ import tensorflow as tf
 
 import checkpoints
 import classifier
+import console
+import distribution
 from errors import UserError
+import fileio
 import optimization
 
 
 DROPOUT_SEED_SCOPE = "dropout_seed_state"
+LOSS_SCALE_SCOPE = "loss_scale"
+PLAN_FILE = "training_plan.json"
+# The key of `plan_mismatch`'s inputs that fingerprints the training features.
+TRAINING_DATA = "training data"
 
 
 class TrainingDiverged(UserError):
@@ -59,7 +66,11 @@ def global_step(optimizer):
 
 
 def state_variables(model, optimizer):
-  """{Google name: variable} of everything a checkpoint holds: weights, slots, global step."""
+  """{name: variable} of everything a checkpoint holds.
+
+  Google's names for the weights, their `adam_m`/`adam_v` slots and `global_step`; ours for the
+  dropout generators' states and, under fp16, the dynamic loss scale.
+  """
   weights = model.checkpoint_variables()
   variables = dict(weights)
   for name, variable in weights.items():
@@ -68,7 +79,15 @@ def state_variables(model, optimizer):
     variables[f"{name}/adam_v"] = v
   variables[checkpoints.GLOBAL_STEP] = _adam(optimizer).iterations
   variables.update(dropout_seed_variables(model))
+  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+    variables[f"{LOSS_SCALE_SCOPE}/dynamic_scale"] = optimizer.dynamic_scale
+    variables[f"{LOSS_SCALE_SCOPE}/good_steps"] = optimizer.step_counter
   return variables
+
+
+def _is_our_state(name):
+  """Whether `name` is state that only our checkpoints hold (see `state_variables`)."""
+  return name.startswith((DROPOUT_SEED_SCOPE + "/", LOSS_SCALE_SCOPE + "/"))
 
 
 def dropout_seed_variables(model):
@@ -81,7 +100,7 @@ def dropout_seed_variables(model):
           for i, variable in enumerate(model.non_trainable_variables)}
 
 
-def initialize(model, optimizer, output_dir, init_checkpoint):
+def initialize(model, optimizer, strategy, output_dir, init_checkpoint):
   """Loads the state a training run starts from, as the Estimator chose it.
 
   The latest checkpoint in `output_dir` wins (a resumed run). Otherwise the model starts from
@@ -90,23 +109,70 @@ def initialize(model, optimizer, output_dir, init_checkpoint):
   pre-trained checkpoints). The optimizer and the step start fresh, as they did with the
   Estimator's init_from_checkpoint. With neither, everything starts fresh.
 
+  The chief chooses and reads; every other worker takes the chief's state, whatever its own
+  `output_dir` holds, so that all replicas start from the same weights and step.
+
   Returns:
     The step the run starts at.
   """
   variables = state_variables(model, optimizer)
-  latest = checkpoints.latest(output_dir)
-  if latest:
-    checkpoints.restore(variables, latest,
-                        optional=lambda name: name.startswith(DROPOUT_SEED_SCOPE + "/"))
-    logging.info("Resuming from %s at step %d", latest, global_step(optimizer))
-  elif init_checkpoint:
-    weights = model.checkpoint_variables()
-    report = checkpoints.restore(weights, init_checkpoint, optional=classifier.is_head_variable)
-    logging.info("Initialized from %s: %d variables loaded, fresh: %s", report.checkpoint,
-                 len(report.loaded), ", ".join(report.absent) or "none")
-  else:
-    logging.warning("No --init_checkpoint: training BERT from random weights")
+  if distribution.is_chief(strategy):
+    latest = checkpoints.latest(output_dir)
+    if latest:
+      checkpoints.restore(variables, latest, optional=_is_our_state)
+      logging.info("Resuming from %s at step %d", latest, global_step(optimizer))
+    elif init_checkpoint:
+      report = checkpoints.restore(model.checkpoint_variables(), init_checkpoint,
+                                   optional=classifier.is_head_variable)
+      logging.info("Initialized from %s: %d variables loaded, fresh: %s", report.checkpoint,
+                   len(report.loaded), ", ".join(report.absent) or "none")
+    else:
+      logging.warning("No --init_checkpoint: training BERT from random weights")
+  distribution.sync_from_chief(strategy, list(variables.values()))
   return global_step(optimizer)
+
+
+def plan_mismatch(output_dir, plan_inputs):
+  """Names what a resume would change of the training plan recorded in `output_dir`.
+
+  A run resumed with another batch size, seed, schedule or training data would follow another
+  plan from the middle of the old one, and the result would be neither run. `PLAN_FILE` records
+  the inputs of the plan when training starts; a checkpoint written before the record existed
+  (by the original script, or an older version of this one) resumes as it is.
+
+  Args:
+    output_dir: str.
+    plan_inputs: {flag name or "training data": JSON value}, what determines the plan.
+
+  Returns:
+    A message naming each changed flag with its recorded and its new value, or None when
+    nothing changed, nothing was recorded, or there is no checkpoint to resume.
+  """
+  path = os.path.join(output_dir, PLAN_FILE)
+  if not checkpoints.latest(output_dir) or not os.path.exists(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      recorded = json.load(f)
+  except (OSError, ValueError) as e:
+    return f"{path} is unreadable ({e})"
+  changed = [name for name in plan_inputs if recorded.get(name) != plan_inputs[name]]
+  if not changed:
+    return None
+  described = "; ".join(
+      "the training data changed (or --vocab_file, --do_lower_case, --max_seq_length)"
+      if name == TRAINING_DATA else
+      f"--{name} was {json.dumps(recorded.get(name))}, now {json.dumps(plan_inputs[name])}"
+      for name in changed)
+  return (f"{output_dir} holds a training run that this command would resume with another "
+          f"plan: {described}. Rerun with the recorded values to resume, or use a new "
+          "--output_dir to start afresh")
+
+
+def record_plan(output_dir, plan_inputs):
+  """Writes `plan_inputs` as the training plan of `output_dir` (see `plan_mismatch`)."""
+  fileio.atomic_write_text(os.path.join(output_dir, PLAN_FILE),
+                           json.dumps(plan_inputs, indent=2, sort_keys=True) + "\n")
 
 
 def save(model, optimizer, output_dir, keep):
@@ -132,8 +198,12 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
   """Returns a `tf.function` that runs `num_steps` training steps from a distributed iterator.
 
   It returns the loss of each step, float32 [num_steps], so that the host can name the first
-  step whose loss was not finite.
+  step whose loss was not finite, and each step's global gradient norm before clipping (that of
+  the gradients summed over replicas), float32 [num_steps].
   """
+
+  loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+  iterations = _adam(optimizer).iterations
 
   def step_fn(features, labels):
     with tf.GradientTape() as tape:
@@ -141,10 +211,17 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
       # Divided by the global batch size, so that gradients summed over replicas equal the
       # gradient of the global batch's mean loss.
       loss = tf.reduce_sum(classifier.per_example_loss(labels, logits)) / global_batch_size
-      scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+      scaled = optimizer.scale_loss(loss) if loss_scaled else loss
     variables = model.trainable_variables
     gradients = tape.gradient(scaled, variables)
+    before = tf.identity(iterations)
     optimizer.apply_gradients(zip(gradients, variables))
+    if loss_scaled:
+      # The loss scale skips the update of a step whose gradients overflowed, and Keras then
+      # leaves the step count alone. Counted anyway, the step count stays the batch count:
+      # checkpoint names, the resume position in the data, the schedule and the end of
+      # training all follow one counter, as the Estimator's global step did.
+      iterations.assign_add(tf.cast(tf.equal(iterations, before), iterations.dtype))
     return loss
 
   if jit_compile:
@@ -153,17 +230,20 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
   @tf.function
   def train_loop(iterator, num_steps):
     losses = tf.TensorArray(tf.float32, size=num_steps)
+    gradient_norms = tf.TensorArray(tf.float32, size=num_steps)
     for i in tf.range(num_steps):
       features, labels = next(iterator)
       replica_losses = strategy.run(step_fn, args=(features, labels))
       losses = losses.write(i, strategy.reduce("SUM", replica_losses, axis=None))
-    return losses.stack()
+      gradient_norms = gradient_norms.write(
+          i, tf.convert_to_tensor(_adam(optimizer).gradient_norm))
+    return losses.stack(), gradient_norms.stack()
 
   return train_loop
 
 
 def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, jit_compile=False,
-        is_chief=True):
+        on_log=None):
   """Trains from `start_step` to `settings.num_train_steps`, checkpointing as it goes.
 
   Args:
@@ -176,7 +256,9 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
     settings: a `LoopSettings`.
     output_dir: where checkpoints go (only the chief writes them).
     jit_compile: compile the training step with XLA.
-    is_chief: whether this worker writes checkpoints.
+    on_log: None, or a function called where the log reports progress, with the step and
+      {"loss", "learning_rate", "gradient_norm", "examples_per_second"}: floats, the loss and
+      gradient norm averaged over the steps since the previous call.
 
   Raises:
     TrainingDiverged: a step's loss was NaN or infinite. Nothing after the last checkpoint is
@@ -198,24 +280,30 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
     to_checkpoint = settings.save_checkpoints_steps - step % settings.save_checkpoints_steps
     num_steps = min(settings.iterations_per_loop, to_checkpoint, total - step)
     loop_started = time.time()
-    losses = train_loop(iterator, tf.constant(num_steps)).numpy()
+    losses, gradient_norms = (t.numpy() for t in train_loop(iterator, tf.constant(num_steps)))
     bad = np.flatnonzero(~np.isfinite(losses))
     if bad.size:
       raise _diverged(output_dir, f"the loss became {losses[bad[0]]} at step {step + bad[0] + 1}")
-    step += num_steps
+    step = global_step(optimizer)
     elapsed = time.time() - loop_started
     rate = num_steps / elapsed
     remaining = (total - step) / max((step - start_step) / (time.time() - started), 1e-9)
+    scalars = {"loss": float(np.mean(losses)),
+               "learning_rate": float(_adam(optimizer).learning_rate),
+               "gradient_norm": float(np.mean(gradient_norms)),
+               "examples_per_second": rate * settings.global_batch_size}
     logging.info("step %d/%d  loss %.4f  lr %.3g  %.2f steps/s  %.1f examples/s  ETA %s", step,
-                 total, float(np.mean(losses)), float(_adam(optimizer).learning_rate), rate,
-                 rate * settings.global_batch_size, _duration(remaining))
+                 total, scalars["loss"], scalars["learning_rate"], rate,
+                 scalars["examples_per_second"], console.format_duration(remaining))
+    if on_log:
+      on_log(step, scalars)
     if step % settings.save_checkpoints_steps == 0 or step == total:
       # The last update of a loop is only judged by the next loss: check the weights themselves
       # so that no checkpoint holds NaN or infinity.
       if not all(bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))))
                  for v in model.trainable_variables):
         raise _diverged(output_dir, f"the weights became NaN or infinite by step {step}")
-      if is_chief:
+      if distribution.is_chief(strategy):
         logging.info("Saved %s", save(model, optimizer, output_dir, settings.keep_checkpoints))
 
 
@@ -223,11 +311,3 @@ def _diverged(output_dir, what):
   last = checkpoints.latest(output_dir)
   return TrainingDiverged(f"{what}; stopped without saving. The last good checkpoint is "
                           f"{last or 'none (no checkpoint yet)'}. Try a lower --learning_rate.")
-
-
-def _duration(seconds):
-  if not math.isfinite(seconds):
-    return "?"
-  minutes, seconds = divmod(int(seconds), 60)
-  hours, minutes = divmod(minutes, 60)
-  return f"{hours}:{minutes:02d}:{seconds:02d}"

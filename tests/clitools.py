@@ -151,8 +151,9 @@ def parse_eval_results(text, label_names):
 
   Returns:
     dict with `auc` ({label: float or None}), `mean_auc`, and when the F1 part is there
-    `hamming_loss`, `f1` ({label: float}), `support` ({label: int}), `mean_f1`; floats are
-    read from the 5-decimal text, "undefined" as None.
+    `hamming_loss`, `f1` ({label: float}), `support` ({label: int}), `mean_f1`; after
+    thresholds tuned on this split also `cross_validated` ({"hamming_loss", "mean_f1"}); floats
+    are read from the 5-decimal text, "undefined" as None.
   """
   number = r"(\d+\.\d{5}|undefined)"
 
@@ -175,6 +176,16 @@ def parse_eval_results(text, label_names):
   rest = lines[2 + k:]
   if not rest:
     return parsed
+  honest = rest[k + 3:]
+  rest = rest[:k + 3]
+  if honest:
+    assert len(honest) == 3 and "tuned on this same split" in honest[0], honest
+    parsed["cross_validated"] = {}
+    for key, line, label in (("hamming_loss", honest[1], "Hamming Loss"),
+                             ("mean_f1", honest[2], "Mean F1-score")):
+      match = re.fullmatch(f"Cross-validated {label}: " + number, line)
+      assert match, line
+      parsed["cross_validated"][key] = value(match.group(1))
   assert len(rest) == k + 3, rest
   match = re.fullmatch("Hamming Loss: " + number, rest[0])
   assert match, rest[0]
@@ -186,7 +197,7 @@ def parse_eval_results(text, label_names):
     assert match, f"{line!r} is not '{name}<TAB>f1<TAB>support'"
     parsed["f1"][name] = value(match.group(1))
     parsed["support"][name] = int(match.group(2))
-  match = re.fullmatch("Mean F1-score: " + number, rest[-1])
+  match = re.fullmatch("Mean F1-score: " + number, rest[k + 2])
   assert match, rest[-1]
   parsed["mean_f1"] = value(match.group(1))
   return parsed

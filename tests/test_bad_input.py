@@ -234,7 +234,7 @@ def do_lower_case_contradicts_cased_checkpoint(ws):
 
 def missing_init_checkpoint(ws):
   path = str(ws.root / "nowhere" / "bert_model.ckpt")
-  return ws.flags(init_checkpoint=path), [path, "not found"]
+  return ws.flags(init_checkpoint=path), ["--init_checkpoint", path, "no such checkpoint"]
 
 
 def checkpoint_shapes_differ_from_config(ws):

@@ -195,7 +195,7 @@ def test_missing_variable_is_named(tiny_bert, config):
 def test_missing_checkpoint_mentions_the_readme_typo(tiny_bert, config):
   with pytest.raises(UserError, match="stray '.'"):
     modeling.load_checkpoint(modeling.BertModel(config), "." + tiny_bert["checkpoint"])
-  with pytest.raises(UserError, match="not found"):
+  with pytest.raises(UserError, match="no such checkpoint"):
     modeling.load_checkpoint(modeling.BertModel(config), tiny_bert["checkpoint"] + "x")
   with pytest.raises(UserError, match="without the file's extension"):
     modeling.load_checkpoint(modeling.BertModel(config), tiny_bert["checkpoint"] + ".index")

@@ -1,5 +1,6 @@
 """Tests of the cut-offs: the exact F1 search against brute force, and thresholds.json."""
 
+import dataclasses
 import json
 
 from hypothesis import given, settings, strategies as st
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk_metrics
 
+import checkpoints
 from errors import UserError
 import thresholds
 
@@ -127,41 +129,88 @@ def test_static_predictions_include_the_cut_off():
 NAMES = ["fear", "joy", "sadness"]
 
 
-def saved(tmp_path, step=1200):
+CHECKPOINT = checkpoints.Identity(prefix="out/model.ckpt-1200", step=1200, digest="ab" * 32)
+DEV = "dev-fingerprint"
+
+
+def saved(tmp_path):
   path = str(tmp_path / thresholds.THRESHOLDS_FILE)
-  thresholds.save_thresholds(path, NAMES, np.array([0.1 + 0.2, 0.5, 1 / 3]),
-                             np.array([0.8, 0.0, 0.25]), step, np.array([False, True, False]))
+  found = thresholds.F1Thresholds(np.array([0.1 + 0.2, 0.5, 1 / 3]), np.array([0.8, 0.0, 0.25]),
+                                  np.array([False, True, False]))
+  thresholds.save_thresholds(path, NAMES, found, CHECKPOINT, DEV)
   return path
 
 
 def test_round_trip(tmp_path):
   path = saved(tmp_path)
-  loaded = thresholds.load_thresholds(path, NAMES, 1200)
+  loaded = thresholds.load_thresholds(path, NAMES, CHECKPOINT, DEV)
   assert loaded.tolist() == [0.1 + 0.2, 0.5, 1 / 3]  # Exact, not approximately.
   with open(path, encoding="utf-8") as f:
     content = json.load(f)
   assert content["checkpoint_step"] == 1200
+  assert content["checkpoint_digest"] == CHECKPOINT.digest and content["dev_features"] == DEV
   assert content["labels"][1] == {"label": "joy", "threshold": 0.5, "dev_f1": 0.0,
                                   "fallback": True}
+  # An export has no dev split: it checks the checkpoint only.
+  assert thresholds.load_thresholds(path, NAMES, CHECKPOINT).tolist() == loaded.tolist()
 
 
-def test_step_mismatch_is_an_error(tmp_path):
+@pytest.mark.parametrize("checkpoint", [
+    dataclasses.replace(CHECKPOINT, step=1300),
+    dataclasses.replace(CHECKPOINT, digest="cd" * 32),  # Another run, same step.
+])
+def test_another_checkpoint_is_an_error(tmp_path, checkpoint):
   path = saved(tmp_path)
-  with pytest.raises(UserError, match="step 1200.*step 1300.*--do_eval"):
-    thresholds.load_thresholds(path, NAMES, 1300)
+  with pytest.raises(UserError, match="another checkpoint.*--do_eval"):
+    thresholds.load_thresholds(path, NAMES, checkpoint, DEV)
+
+
+def test_other_dev_features_are_an_error(tmp_path):
+  path = saved(tmp_path)
+  with pytest.raises(UserError, match="other dev features.*--do_eval"):
+    thresholds.load_thresholds(path, NAMES, CHECKPOINT, "another dev file")
+
+
+def test_a_file_without_digest_does_not_fit(tmp_path):
+  path = tmp_path / thresholds.THRESHOLDS_FILE
+  path.write_text('{"checkpoint_step": 1200, "labels": [{"label": "fear", "threshold": 0.5}, '
+                  '{"label": "joy", "threshold": 0.5}, {"label": "sadness", "threshold": 0.5}]}')
+  with pytest.raises(UserError, match="another checkpoint"):
+    thresholds.load_thresholds(str(path), NAMES, CHECKPOINT, DEV)
 
 
 def test_labels_must_match(tmp_path):
   path = saved(tmp_path)
   with pytest.raises(UserError, match="are not the task's"):
-    thresholds.load_thresholds(path, ["fear", "sadness", "joy"], 1200)
+    thresholds.load_thresholds(path, ["fear", "sadness", "joy"], CHECKPOINT)
   with pytest.raises(UserError, match="are not the task's"):
-    thresholds.load_thresholds(path, NAMES[:2], 1200)
+    thresholds.load_thresholds(path, NAMES[:2], CHECKPOINT)
 
 
 def test_missing_file(tmp_path):
   with pytest.raises(UserError, match="thresholds.json: no such file.*--do_eval"):
-    thresholds.load_thresholds(str(tmp_path / "thresholds.json"), NAMES, 1)
+    thresholds.load_thresholds(str(tmp_path / "thresholds.json"), NAMES, CHECKPOINT)
+
+
+def test_cross_validated_predictions_use_thresholds_tuned_on_the_other_folds():
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 2, size=(40, 3))
+  probabilities = np.clip(labels * 0.3 + rng.random((40, 3)) * 0.7, 0, 1)
+  predicted = thresholds.cross_validated_predictions(labels, probabilities, 0.5, num_folds=4,
+                                                     seed=3)
+  folds = np.random.default_rng(3).permutation(40) % 4
+  for fold in range(4):
+    held_out = folds == fold
+    tuned = thresholds.best_f1_thresholds(labels[~held_out], probabilities[~held_out], 0.5)
+    np.testing.assert_array_equal(
+        predicted[held_out], thresholds.static_predictions(probabilities[held_out],
+                                                           tuned.thresholds))
+  # Tuned on the same rows, F1 can only be as high or higher than out of fold.
+  in_sample = thresholds.static_predictions(
+      probabilities, thresholds.best_f1_thresholds(labels, probabilities, 0.5).thresholds)
+  per_label_f1 = lambda p: sk_metrics.f1_score(labels, p, average=None, zero_division=0)
+  assert (per_label_f1(in_sample) >= per_label_f1(predicted)).all()
+  assert thresholds.cross_validated_predictions(labels[:1], probabilities[:1], 0.5) is None
 
 
 @pytest.mark.parametrize("content,fragment", [
@@ -177,7 +226,7 @@ def test_corrupt_file(tmp_path, content, fragment):
   path = tmp_path / "thresholds.json"
   path.write_text(content, encoding="utf-8")
   with pytest.raises(UserError, match=fragment):
-    thresholds.load_thresholds(str(path), NAMES, 1)
+    thresholds.load_thresholds(str(path), NAMES, CHECKPOINT)
   path.write_bytes(b"\xff\xfe")
   with pytest.raises(UserError, match="cannot read it"):
-    thresholds.load_thresholds(str(path), NAMES, 1)
+    thresholds.load_thresholds(str(path), NAMES, CHECKPOINT)
