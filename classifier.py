@@ -49,7 +49,7 @@ class MultiLabelClassifier(keras.Model):
     self.pooling = pooling
     self.bert = modeling.BertModel(bert_config, add_pooler=pooling == "cls",
                                    dtype=self.dtype_policy)
-    self.dropout = modeling.Dropout(0.1)
+    self.dropout = modeling.Dropout(0.1, dtype="float32")
     # The head runs in float32 whatever the policy: its cost is negligible, and the logits feed
     # the sigmoid and the loss, which must stay float32.
     self.output_weights = self.add_weight(
