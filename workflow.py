@@ -131,12 +131,7 @@ def prepare_output_dir(output_dir, is_chief):
   for path in (glob.glob(os.path.join(output_dir, ".*.tmp")) +
                glob.glob(os.path.join(output_dir, "*.tempstate*"))):
     logging.info("Removing %s, left by a run that was stopped while writing it", path)
-    if os.path.isdir(path):
-      for inner in glob.glob(os.path.join(path, "*")):
-        os.remove(inner)
-      os.rmdir(path)
-    else:
-      os.remove(path)
+    os.remove(path)
 
 
 @dataclasses.dataclass(frozen=True)
