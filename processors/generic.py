@@ -85,6 +85,15 @@ class Options:
   label_separator: str = "|"
   labels_file: Optional[str] = None
 
+  @classmethod
+  def from_flags(cls, flag_values):
+    """Returns the options that the flags of the same names hold (absl's lists become tuples)."""
+    values = {}
+    for field in dataclasses.fields(cls):
+      value = getattr(flag_values, field.name)
+      values[field.name] = tuple(value or ()) if isinstance(field.default, tuple) else value
+    return cls(**values)
+
   def changed_flags(self):
     """Returns the --flags set to other than their defaults, `data_dir` aside."""
     return [f"--{field.name}" for field in dataclasses.fields(self)
