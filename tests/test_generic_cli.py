@@ -71,9 +71,9 @@ def write_layout(folder, layout, train_rows, test_rows):
 
 def run_flags(model, **flags):
   """The flags of a generic train, eval and predict run, with `flags` (None drops one)."""
-  values = {"task_name": "generic", "id_column": "id", "max_seq_length": 32, "do_train": "true", "do_eval": "true",
-            "do_predict": "true", "train_batch_size": 4, "num_train_epochs": 1,
-            "learning_rate": 1e-3, "cutoff_type": "static", "seed": 7}
+  values = {"task_name": "generic", "id_column": "id", "max_seq_length": 32, "do_train": "true",
+            "do_eval": "true", "do_predict": "true", "train_batch_size": 4,
+            "num_train_epochs": 1, "learning_rate": 1e-3, "cutoff_type": "static", "seed": 7}
   values.update(flags)
   return clitools.model_flags(model) + [f"--{name}={value}" for name, value in values.items()
                                         if value is not None]
