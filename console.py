@@ -28,8 +28,8 @@ def _is_startup_noise(line):
 
 
 @contextlib.contextmanager
-def _filtered_stderr(is_noise):
-  """Sends file descriptor 2 to a temporary file; on exit, writes back the lines kept.
+def _startup_noise_hidden():
+  """Sends file descriptor 2 to a temporary file; on exit, writes back all but the noise.
 
   C++ code writes to the descriptor, not to `sys.stderr`, so that is what is redirected. If the
   process dies inside, what was captured is lost: `--verbosity=1` captures nothing.
@@ -46,7 +46,7 @@ def _filtered_stderr(is_noise):
       os.close(saved)
       captured.seek(0)
       kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(True)
-              if not is_noise(line)]
+              if not _is_startup_noise(line)]
       sys.stderr.write("".join(kept))
       sys.stderr.flush()
 
@@ -70,7 +70,7 @@ def import_tensorflow(verbosity):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     return tf
   os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-  with _filtered_stderr(_is_startup_noise):
+  with _startup_noise_hidden():
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.list_physical_devices()  # The GPU probe: where cuInit fails on a CPU machine.
   return tf
@@ -83,18 +83,6 @@ def format_duration(seconds):
   minutes, seconds = divmod(int(seconds), 60)
   hours, minutes = divmod(minutes, 60)
   return f"{hours}:{minutes:02d}:{seconds:02d}"
-
-
-class _ClearLine:
-  """A logging filter that erases the progress bar before a log line is written over it."""
-
-  def __init__(self, progress):
-    self._progress = progress
-
-  def filter(self, record):
-    del record
-    self._progress.clear()
-    return True
 
 
 class Progress:
@@ -128,11 +116,16 @@ class Progress:
     self.enabled = bool(isatty and isatty())
     # On the handlers, not the root logger: a logger's filters miss propagated records.
     self._handlers = list(logging.getLogger().handlers) if self.enabled else []
-    self._filter = _ClearLine(self)
     for handler in self._handlers:
-      handler.addFilter(self._filter)
+      handler.addFilter(self._clear_before_log)
 
-  def line(self, done, note=""):
+  def _clear_before_log(self, record):
+    """A logging filter that lets every record through, erasing the bar before it."""
+    del record
+    self.clear()
+    return True
+
+  def _line(self, done, note=""):
     """The bar's text after `done` units, fitted to the terminal's width."""
     fraction = min(max(done / self._total, 0.0), 1.0) if self._total else 1.0
     width = 20
@@ -153,7 +146,7 @@ class Progress:
     """Draws the bar after `done` units (absolute, not an increment), with a short `note`."""
     if not self.enabled:
       return
-    self._stream.write("\r" + self.line(done, note) + "\x1b[K")
+    self._stream.write("\r" + self._line(done, note) + "\x1b[K")
     self._stream.flush()
     self._shown = True
 
@@ -171,7 +164,7 @@ class Progress:
       self._stream.flush()
       self._shown = False
     for handler in self._handlers:
-      handler.removeFilter(self._filter)
+      handler.removeFilter(self._clear_before_log)
     self._handlers = []
 
   def __enter__(self):

@@ -220,6 +220,11 @@ def _cell(value):
   return f"<td>{html.escape(str(value))}</td>"
 
 
+def _key_value_table(heading, values, css_class):
+  return _table([heading, "value"], [[_cell(k), _cell(v)] for k, v in values.items()],
+                css_class)
+
+
 def per_label_rows(split, label_names):
   """The rows of a split's per-label table: (label, support, AUC, P, R, F1, threshold) cells."""
   rows = []
@@ -252,6 +257,8 @@ th { background: #f0f0f0; }
 td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 .note { color: #666; }
+.side { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
+summary { cursor: pointer; color: #444; margin-bottom: 0.5em; }
 """
 
 
@@ -288,7 +295,7 @@ def _can_plot():
 
 
 def write_report(output_dir, title, label_names, splits, flags, model, cut_off,
-                 tuned_thresholds=None, training_curves=None):
+                 tuned_thresholds=None, training_curves=None, default_flags=None):
   """Writes `report.html` and its PNG files into `output_dir`.
 
   Args:
@@ -296,12 +303,13 @@ def write_report(output_dir, title, label_names, splits, flags, model, cut_off,
     title: str, the page's heading (say, the task's name).
     label_names: sequence of k str.
     splits: sequence of `SplitResults`, in the order to show.
-    flags: dict {flag name: value}, shown as they are.
+    flags: dict {flag name: value} of the flags given on the command line.
     model: dict {what: value} describing the model (checkpoint, step, config), shown as it is.
     cut_off: float, the static cut-off (`--cut_off`), marked on the F1 plot.
     tuned_thresholds: np.ndarray [k] of the dynamic thresholds tuned on dev, or None.
     training_curves: {tag: (steps, values)} with "loss" (and "learning_rate"), as
       `summaries.read_scalars` returns them from train/; None or without "loss": no plot.
+    default_flags: dict {flag name: value} of the other flags, shown folded.
 
   Returns:
     list of str: the page's path, then the PNG files.
@@ -311,10 +319,11 @@ def write_report(output_dir, title, label_names, splits, flags, model, cut_off,
   page.add(f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
            f"<h1>{html.escape(title)}</h1>\n")
-  page.add("<h2>Run</h2>\n" + _table(["flag", "value"], [
-      [_cell(name), _cell(value)] for name, value in flags.items()], "flags"))
-  page.add("<h2>Model</h2>\n" + _table(["what", "value"], [
-      [_cell(name), _cell(value)] for name, value in model.items()], "model"))
+  page.add('<h2>Run</h2>\n<div class="side">' + _key_value_table("flag given", flags, "flags") +
+           _key_value_table("model", model, "model") + "</div>\n")
+  if default_flags:
+    page.add(f"<details><summary>{len(default_flags)} flags at their defaults</summary>"
+             f'{_key_value_table("flag", default_flags, "default-flags")}</details>\n')
 
   page.add("<h2>Training</h2>\n")
   if plots and training_curves and "loss" in training_curves:
@@ -325,9 +334,10 @@ def write_report(output_dir, title, label_names, splits, flags, model, cut_off,
 
   for split in splits:
     page.add(f"<h2>{html.escape(split.name.capitalize())} split</h2>\n")
-    page.add(_table(["metric", "value"], _summary_rows(split.metrics), "summary"))
-    page.add(_table(["label", "support", "AUC", "precision", "recall", "F1", "threshold"],
-                    per_label_rows(split, label_names), f"per-label {split.name}"))
+    page.add('<div class="side">' +
+             _table(["metric", "value"], _summary_rows(split.metrics), "summary") +
+             _table(["label", "support", "AUC", "precision", "recall", "F1", "threshold"],
+                    per_label_rows(split, label_names), f"per-label {split.name}") + "</div>\n")
     if not plots:
       continue
     page.plot(f"pr_curves_{split.name}", lambda s=split: _pr_curves_figure(s, label_names),

@@ -51,7 +51,8 @@ def read_events(logdir):
   """
   for path in _event_files(logdir):
     try:
-      for event in tf.compat.v1.train.summary_iterator(path):
+      for record in tf.data.TFRecordDataset(path):
+        event = tf.compat.v1.Event.FromString(record.numpy())
         for value in event.summary.value:
           yield value.tag, int(event.step), _value_array(value)
     except tf.errors.DataLossError:
