@@ -182,13 +182,23 @@ def _load_tokenizer(settings, bert_config):
   return tokenizer
 
 
-def _restore_model(settings, bert_config, num_labels, prefix):
-  """Builds the classifier the checkpoint holds and loads it; float32 whatever was trained."""
+def restore_model(settings, bert_config, num_labels, prefix):
+  """Builds the classifier the checkpoint `prefix` holds and loads it, in float32.
+
+  The pooling follows the checkpoint (BERT's pooler when it has one, else the mean); the dense
+  layer must be there exactly when `settings.add_dense`.
+
+  Returns:
+    (`classifier.MultiLabelClassifier`, its pooling).
+
+  Raises:
+    UserError: the checkpoint does not fit `bert_config`, `num_labels` or --add_dense.
+  """
   stored = checkpoints.shapes(prefix)
-  if (_DENSE in stored) != settings.add_dense:
-    has = "has" if _DENSE in stored else "has no"
-    raise UserError(f"{prefix} {has} the --add_dense layer ({_DENSE}): pass "
-                    f"--add_dense={str(_DENSE in stored).lower()}, as the run was trained")
+  has_dense = _DENSE in stored
+  if has_dense != settings.add_dense:
+    raise UserError(f"{prefix} has {'the' if has_dense else 'no'} --add_dense layer ({_DENSE}): "
+                    f"pass --add_dense={str(has_dense).lower()}, as the run was trained")
   pooling = "cls" if _POOLER in stored else "mean"
   model = classifier.MultiLabelClassifier(bert_config, num_labels, settings.add_dense,
                                           pooling=pooling, dtype="float32")
@@ -216,7 +226,7 @@ def build(settings):
   cut_offs, cut_offs_source = _cut_offs(settings, label_names, checkpoint)
   bert_config = modeling.BertConfig.from_json_file(settings.bert_config_file)
   tokenizer = _load_tokenizer(settings, bert_config)
-  model, pooling = _restore_model(settings, bert_config, len(label_names), prefix)
+  model, pooling = restore_model(settings, bert_config, len(label_names), prefix)
   encoder = text_graph.TextEncoder(tokenizer, settings.max_seq_length)
   module = ServingModule(model, encoder, label_names, cut_offs, processor.has_pairs)
   metadata = {

@@ -127,9 +127,11 @@ class TextEncoder(tf.Module):
     """Google's WordPiece on every word, greedy longest match first.
 
     Every substring that could be a piece (at most the longest vocab token) is looked up at
-    once, which gives the longest piece starting at each character; a loop then follows each
-    word's pieces from its start. A word that reaches a character where no piece starts, or
-    that is longer than the word-length limit, becomes a single unknown token.
+    once, which gives the longest piece starting at each character. A word's pieces then start
+    where the chain of longest pieces from its first character passes; the chain is followed by
+    pointer doubling, a fixed number of vectorised steps. A word whose chain reaches a character
+    where no piece starts, or that is longer than the word-length limit, becomes one unknown
+    token.
 
     Args:
       words: string RaggedTensor [batch, (words)].
@@ -160,21 +162,22 @@ class TextEncoder(tf.Module):
     is_best = (piece_ids >= 0) & (matched_length == tf.gather(best_length, start))
     best_id = tf.math.unsorted_segment_max(tf.where(is_best, piece_ids, -1), start, num_starts)
 
-    def step(cursor, active, failed, is_piece):
-      length = tf.where(active, tf.gather(best_length, tf.minimum(cursor, num_starts - 1)), 0)
-      failed |= active & (length == 0)
-      advancing = active & (length > 0)
-      is_piece = tf.tensor_scatter_nd_update(
-          is_piece, tf.boolean_mask(cursor, advancing)[:, None],
-          tf.ones_like(tf.boolean_mask(cursor, advancing), tf.bool))
-      cursor += tf.cast(length, tf.int64)
-      return cursor, advancing & (cursor < positions.row_limits()), failed, is_piece
-
-    num_words = tf.size(lengths)
-    _, _, failed, is_piece = tf.while_loop(
-        lambda cursor, active, failed, is_piece: tf.reduce_any(active), step,
-        (positions.row_starts(), lengths > 0, tf.zeros([num_words], tf.bool),
-         tf.zeros([num_starts], tf.bool)))
+    # Where each piece start leads: the next piece's start, or the end node (index num_starts)
+    # at the word's end and where no piece starts.
+    following = tf.range(num_starts) + tf.cast(best_length, tf.int64)
+    successor = tf.concat([tf.where((best_length > 0) & (following < tf.gather(
+        positions.row_limits(), word)), following, num_starts), [num_starts]], axis=0)
+    on_chain = tf.concat([position == 0, [False]], axis=0)
+    # After step k, on_chain holds the first 2^(k+1) starts of each chain and successor jumps
+    # 2^(k+1) pieces; a chain has at most max_chars_per_word pieces.
+    for _ in range(self._max_chars_per_word.bit_length()):
+      reached = tf.math.unsorted_segment_max(tf.cast(on_chain, tf.int32), successor,
+                                             num_starts + 1) > 0
+      on_chain |= reached
+      successor = tf.gather(successor, successor)
+    is_piece = on_chain[:-1]
+    failed = tf.math.unsorted_segment_max(tf.cast(is_piece & (best_length == 0), tf.int32),
+                                          word, tf.size(lengths, out_type=tf.int64)) > 0
     word_failed = tf.gather(failed, word)
     emit = tf.where(word_failed, position == 0, is_piece)
     ids = tf.where(word_failed, tf.constant(self._unk_id, tf.int64), best_id)
