@@ -199,6 +199,10 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     self._decayed = [self._use_decay(self._checkpoint_name(variable))
                      for variable in var_list]
     self._scales = [self._scale(self._checkpoint_name(variable)) for variable in var_list]
+    # The last step's global norm of the summed gradients, before clipping, for the training
+    # log. Every replica computes the same value, so the first one's is kept.
+    self.gradient_norm = self.add_variable((), name="gradient_norm",
+                                           aggregation="only_first_replica")
 
   def _scale(self, checkpoint_name):
     return next((factor for pattern, factor in self._learning_rate_scales
@@ -242,8 +246,10 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     # One dtype: under mixed precision a gradient may be narrower than its float32 variable.
     present = [tf.cast(tf.convert_to_tensor(grad), var.dtype)
                for grad, var in grads_and_vars if grad is not None]
+    norm = tf.linalg.global_norm(present)
+    self.gradient_norm.assign(norm)
     if self.clip_norm:
-      present, _ = tf.clip_by_global_norm(present, self.clip_norm)
+      present, _ = tf.clip_by_global_norm(present, self.clip_norm, use_norm=norm)
     present = iter(present)
     return [(grad if grad is None else next(present), var) for grad, var in grads_and_vars]
 
