@@ -5,8 +5,8 @@ Files: `train.*`, `dev.*` (optional: else the seeded hold-out of train that ever
 files anywhere, named by `Options.train_file`, `dev_file`, `test_file`.
 
 Columns: the text (`text_column`), an optional second segment (`text_b_column`), an optional id
-(`id_column`; else the id is the line where the row starts), and the labels in one of three
-layouts:
+(`id_column`; else, and in a test file without that column, the id is the line where the row
+starts), and the labels in one of three layouts:
   wide: one column per label holding 0/1 or true/false (`label_columns`; Kaggle's Jigsaw CSV);
   names: one column (`labels_column`) holding a list of label names: a JSON list, or a string split
     on `label_separator` ("a|b"; a bracketed "['a', 'b']" as pandas writes lists works too);
@@ -743,9 +743,16 @@ class GenericProcessor(base.DataProcessor):
           f"; its columns are {', '.join(map(repr, rows.columns)) or 'none'}"))
 
   def _read_file(self, path, split):
-    """Reads one file into a `_RawTable`, checking its columns against the options first."""
+    """Reads one file into a `_RawTable`, checking its columns against the options first.
+
+    A test file without the id column (new texts to predict, say) is numbered by line.
+    """
     options = self.options
     rows = tables.Rows(path)
+    if split == "test" and options.id_column not in rows.columns + (None,):
+      logging.info("%s has no column %r (--id_column): its ids are line numbers", path,
+                   options.id_column)
+      options = dataclasses.replace(options, id_column=None)
     self._require_columns(
         rows, [(column, f"--{flag}") for flag, column in
                (("text_column", options.text_column), ("text_b_column", options.text_b_column),

@@ -156,6 +156,17 @@ def test_files_named_anywhere_and_a_test_file_without_labels(tmp_path):
                                              base.InputExample("7", "x")]
 
 
+def test_a_test_file_without_the_id_column_is_numbered_by_line(tmp_path):
+  write(tmp_path, "train.csv", wide_csv(ROWS))
+  write(tmp_path, "test.jsonl", '{"text": "new one"}\n\n{"text": "another"}\n')
+  p = processor(tmp_path, id_column="id")
+  assert list(p.get_test_examples(str(tmp_path))) == [base.InputExample("1", "new one"),
+                                                      base.InputExample("3", "another")]
+  write(tmp_path, "dev.jsonl", '{"text": "x", "labels": ["bug"]}\n')
+  assert_error(lambda: p.get_dev_examples(str(tmp_path)), "dev.jsonl, line 1",
+               "no column 'id' (--id_column)")
+
+
 def test_dev_file_is_the_dev_split_and_train_keeps_every_row(tmp_path):
   write(tmp_path, "train.csv", wide_csv(ROWS))
   write(tmp_path, "dev.jsonl", names_jsonl(ROWS[:1]))
