@@ -26,14 +26,19 @@ def test_sigkill_then_rerun_finishes_without_rewriting_checkpoints(tiny_bert, tm
   command = classifier_command(tiny_bert, data_dir, output_dir, "--num_train_epochs=10",
                                "--save_checkpoints_steps=5", "--keep_checkpoint_max=1000",
                                "--log_steps=5")
-  process = subprocess.Popen(command, cwd=conftest.REPO_DIR, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-  deadline = time.time() + 240
-  while not (output_dir / "model.ckpt-10.index").exists():
-    assert process.poll() is None and time.time() < deadline, "no step-10 checkpoint"
-    time.sleep(0.02)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
+  log = tmp_path / "killed_run.log"
+  with open(log, "wb") as stderr:
+    process = subprocess.Popen(command, cwd=conftest.REPO_DIR, stdout=subprocess.DEVNULL,
+                               stderr=stderr)
+    try:
+      deadline = time.time() + 240
+      while not (output_dir / "model.ckpt-10.index").exists():
+        assert process.poll() is None and time.time() < deadline, (
+            "no step-10 checkpoint:\n" + log.read_text(errors="replace")[-3000:])
+        time.sleep(0.02)
+    finally:  # The kill under test, or the end of a run that failed the test.
+      process.send_signal(signal.SIGKILL)
+      process.wait()
   before_rerun = checkpoint_files(output_dir)
   last_step = max(int(name.split("-")[1].split(".")[0]) for name in before_rerun)
   assert last_step < 450, "the run finished before it could be killed"
@@ -56,7 +61,8 @@ def test_sigkill_then_rerun_finishes_without_rewriting_checkpoints(tiny_bert, tm
 
   rerun = subprocess.run(command, cwd=conftest.REPO_DIR, capture_output=True, text=True,
                          timeout=300, check=False)
-  assert rerun.returncode == 0 and "training is already complete" in rerun.stderr
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert "training is already complete" in rerun.stderr, rerun.stderr[-3000:]
   assert checkpoint_files(output_dir) == after
 
 
