@@ -471,6 +471,13 @@ def _check_label_names(names, source):
                       "line break")
 
 
+def _ids_need_names(path, line, column, token):
+  """The `UserError` for a label id where no labels file names the labels."""
+  return file_error(path, line, f"column {column!r}: label id {token} needs the label names: "
+                    f"write them one a line in {LABELS_FILE} in the data folder, or give "
+                    "--labels_file")
+
+
 class GenericProcessor(base.DataProcessor):
   """A user's own CSV, TSV or JSON Lines files; see the module docstring.
 
@@ -539,20 +546,18 @@ class GenericProcessor(base.DataProcessor):
       source = f"the label columns of {path}"
       names = raw.layout.columns
     elif raw.layout.kind == "list" and split == "train":
-      ids = [(token, line) for token, line in zip(raw.tokens, raw.token_lines)
-             if isinstance(token, int)]
-      if ids:
-        raise file_error(path, ids[0][1], f"column {raw.layout.columns[0]!r}: label id "
-                         f"{ids[0][0]} needs the label names: write them one a line in "
-                         f"{LABELS_FILE} in the data folder, or give --labels_file")
+      for token, line in zip(raw.tokens, raw.token_lines):
+        if isinstance(token, int):
+          raise _ids_need_names(path, line, raw.layout.columns[0], token)
       source = f"the sorted label names of {path}"
       names = tuple(_sorted_names(raw.tokens))
       if not names:
         raise file_error(path, None, f"no row has a label in column {raw.layout.columns[0]!r}")
     else:
-      raise UserError(
-          f"cannot tell the label set: {path} has no labels; give --labels_file, or run on the "
-          f"--output_dir of the training run, or add a train file")
+      reason = ("the label names are those of the train file, and there is none" if raw.layout.kind
+                else f"{path} has no labels")
+      raise UserError(f"cannot tell the label set: {reason}; give --labels_file, or run on the "
+                      "--output_dir of the training run")
     _check_label_names(names, source)
     return _LabelSet(names, source, ids_allowed=raw.layout.kind == "wide")
 
@@ -690,9 +695,7 @@ class GenericProcessor(base.DataProcessor):
                        f"{label_set.source} names {len(label_set.names)} labels (ids 0 to "
                        f"{len(label_set.names) - 1})")
     if isinstance(token, int):
-      raise file_error(path, line, f"column {column!r}: label id {token} needs the label names: "
-                       f"write them one a line in {LABELS_FILE} in the data folder, or give "
-                       "--labels_file")
+      raise _ids_need_names(path, line, column, token)
     raise file_error(path, line, f"column {column!r}: label {base.quote(token)} is not in the "
                      f"label set ({', '.join(label_set.names)}, from {label_set.source})")
 

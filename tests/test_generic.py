@@ -430,10 +430,14 @@ def test_own_data_flags_with_a_built_in_task():
   assert isinstance(processors.get_processor("Generic"), generic.GenericProcessor)
 
 
-def test_cannot_tell_the_label_set_from_an_unlabelled_test_file(tmp_path):
-  write(tmp_path, "test.csv", "text\nhello\n")
-  assert_error(lambda: processor(tmp_path).get_labels(), "cannot tell the label set",
-               "--labels_file")
+@pytest.mark.parametrize("content,reason", [
+    ("text\nhello\n", "test.csv has no labels"),
+    ("text,labels\nhello,a|b\n", "the label names are those of the train file"),
+])
+def test_cannot_tell_the_label_set_from_a_test_file_alone(tmp_path, content, reason):
+  write(tmp_path, "test.csv", content)
+  assert_error(lambda: processor(tmp_path).get_labels(), "cannot tell the label set", reason,
+               "--labels_file", "--output_dir")
 
 
 # The example table.
