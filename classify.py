@@ -220,15 +220,16 @@ def output_format():
 def main(argv):
   del argv
   writer = write_jsonl if output_format() == "jsonl" else write_tsv
-  cli.import_tensorflow()
-  model = ExportedModel(FLAGS.export_dir)
-  if FLAGS.text_b_column and not model.has_pairs:
-    raise UserError(f"--text_b_column: the model in {FLAGS.export_dir} takes single texts")
+  # The input is read first: a mistake in it is answered before TensorFlow loads.
   if FLAGS.input == "-":
     with standard_input_as_file(FLAGS.input_format) as path:
       records = read_inputs(path, FLAGS.input_format)
   else:
     records = read_inputs(FLAGS.input, input_format(FLAGS.input))
+  cli.import_tensorflow()
+  model = ExportedModel(FLAGS.export_dir)
+  if FLAGS.text_b_column and not model.has_pairs:
+    raise UserError(f"--text_b_column: the model in {FLAGS.export_dir} takes single texts")
   ids = [guid for guid, _, _ in records]
   texts_b = [b for _, _, b in records] if FLAGS.text_b_column else None
   probabilities, predictions = model.classify([a for _, a, _ in records], texts_b,
