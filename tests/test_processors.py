@@ -42,7 +42,7 @@ def assert_user_error(get_examples, data_dir, name, line_number, *fragments):
 def test_get_processor_is_case_insensitive():
   assert isinstance(processors.get_processor("SE0714"), processors.Se0714Processor)
   assert isinstance(processors.get_processor("MovieLens"), processors.MovieLensProcessor)
-  assert sorted(processors.PROCESSORS) == ["movielens", "psychexp", "se0714", "toxic"]
+  assert sorted(processors.PROCESSORS) == ["generic", "movielens", "psychexp", "se0714", "toxic"]
 
 
 def test_unknown_task_lists_the_known_ones():
