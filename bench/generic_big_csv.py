@@ -39,9 +39,9 @@ flags.DEFINE_string("vocab_file", "models/all-MiniLM-L6-v2/vocab.txt",
 flags.DEFINE_integer("rows", 1_000_000, "Rows in the CSV.")
 flags.DEFINE_integer("max_seq_length", 64, "Padded length of the features.")
 flags.DEFINE_string("work_dir", None, "Where to write the CSV and the cache (default: a temp dir).")
-flags.DEFINE_string("stage", None, "Internal: run one stage in this process.")
-
 STAGES = ("imports", "read", "as_objects", "convert", "convert_chunked", "features")
+flags.DEFINE_list("stages", list(STAGES), "The stages to run, in this order.")
+flags.DEFINE_string("stage", None, "Internal: run one stage in this process.")
 # Rows converted at a time by the convert_chunked stage.
 CHUNK = 65536
 
@@ -122,7 +122,7 @@ def main(argv):
   report = {"rows": FLAGS.rows, "csv_mib": round(os.path.getsize(csv_path) / 2**20, 1),
             "write_seconds": round(time.perf_counter() - start, 1),
             "max_seq_length": FLAGS.max_seq_length, "stages": []}
-  for stage in STAGES:
+  for stage in FLAGS.stages:
     output = subprocess.run(
         [sys.executable, os.path.abspath(__file__), f"--stage={stage}", f"--work_dir={work_dir}",
          f"--rows={FLAGS.rows}", f"--vocab_file={FLAGS.vocab_file}",
