@@ -7,13 +7,25 @@
   python bench/throughput.py --bert_config_file=CFG --mode=predict --batch_size=32 \
       --max_seq_length=128 --steps=20
   # A task's test split through the real input pipeline (files -> features -> bucketed
-  # tf.data -> probabilities); examples_per_sec covers all of it:
+  # tf.data -> probabilities); examples_per_sec covers all of it. --batch_size=8 is
+  # run_classifier's default --predict_batch_size:
   python bench/throughput.py --bert_config_file=CFG --mode=predict --task_name=psychexp \
-      --data_dir=D --vocab_file=V [--init_checkpoint=C]
+      --data_dir=D --vocab_file=V --batch_size=8 [--init_checkpoint=C]
+  # Training on a task's train split through the real input pipeline (seeded plan, bucketed by
+  # length, each batch padded to its longest rounded up to 8); --steps defaults to one epoch:
+  python bench/throughput.py --bert_config_file=CFG --mode=train --task_name=psychexp \
+      --data_dir=D --vocab_file=V
   # Feature conversion alone (texts per second):
   python bench/throughput.py --task_name=psychexp --data_dir=D --vocab_file=V --tokenize_only
 
 Weights are random unless --init_checkpoint is given: speed does not depend on them.
+
+Cold start counts: a user's run is one process. Task prediction makes one cold pass (the first
+in the process: tracing and oneDNN's kernels for each new shape included) and then --passes
+warm ones, each from the files to the probabilities; `examples_per_sec` is the best warm pass,
+`cold_examples_per_sec` the first. Task training times its first step (tracing included) apart
+as `cold_step_ms`; `examples_per_sec` is the rate over the following steps, which run as the
+product runs them, up to 100 (run_classifier's --log_steps) per call of the training loop.
 """
 
 import json
@@ -36,7 +48,8 @@ flags.DEFINE_string("bert_config_file", None, "bert_config.json of the model to 
 flags.DEFINE_enum("mode", "train", ["train", "predict"], "What to measure.")
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length (fixed-shape modes) or the cap.")
-flags.DEFINE_integer("steps", 20, "Timed steps, after the warm-up steps (fixed-shape modes).")
+flags.DEFINE_integer("steps", None, "Timed steps after the warm-up steps (fixed-shape modes, "
+                     "default 20); in the task training mode, all steps (default: one epoch).")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first: tracing and compilation.")
 flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"], "Compute precision.")
 flags.DEFINE_bool("jit_compile", False, "Compile the step with XLA.")
@@ -47,7 +60,9 @@ flags.DEFINE_string("vocab_file", None, "WordPiece vocab for the task modes.")
 flags.DEFINE_bool("do_lower_case", True, "Casing for the task modes.")
 flags.DEFINE_string("init_checkpoint", None, "Optional weights to load.")
 flags.DEFINE_bool("tokenize_only", False, "Measure feature conversion of the task's test split.")
-flags.DEFINE_bool("bucket_by_length", True, "Bucket the task's test split by length.")
+flags.DEFINE_bool("bucket_by_length", True, "Bucket the task's split by length.")
+flags.DEFINE_integer("passes", 3, "Task prediction: warm passes after the cold one.")
+flags.DEFINE_integer("seed", 42, "Task training: the plan's seed.")
 flags.DEFINE_float("peak_tflops", None, "The device's dense bf16 peak in TFLOP/s, for the model "
                    "FLOPs utilisation (mfu) of the fixed-shape modes. Default: known for some "
                    "GPUs (see PEAK_BF16_TFLOPS), else no mfu is reported.")
@@ -82,14 +97,15 @@ def peak_tflops(device):
   return next((peak for name, peak in PEAK_BF16_TFLOPS if name in device), None)
 
 
-def task_features():
-  """Reads and converts the task's test split; returns (features, seconds)."""
+def task_features(split="test"):
+  """Reads and converts the task's `split` ("train" or "test"); returns (features, seconds)."""
   import features  # pylint: disable=g-import-not-at-top
   import processors  # pylint: disable=g-import-not-at-top
   import tokenization  # pylint: disable=g-import-not-at-top
   started = time.perf_counter()
   processor = processors.get_processor(FLAGS.task_name)
-  examples = processor.get_test_examples(FLAGS.data_dir)
+  examples = (processor.get_train_examples if split == "train"
+              else processor.get_test_examples)(FLAGS.data_dir)
   tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
   converted = features.convert_examples(examples, tokenizer, FLAGS.max_seq_length,
                                         len(processor.get_labels()))
@@ -108,6 +124,54 @@ def random_batch(tf, config, batch_size, seq_length, num_labels):
   return inputs, labels
 
 
+def task_predict(model, strategy):
+  """Files to probabilities of the test split: a cold pass, then --passes warm ones."""
+  import inference  # pylint: disable=g-import-not-at-top
+  timed = []
+  for _ in range(1 + FLAGS.passes):
+    started = time.perf_counter()
+    converted, _ = task_features()
+    inference.predict_probabilities(model, strategy, converted, FLAGS.batch_size,
+                                    FLAGS.bucket_by_length, pad_to_max=False)
+    timed.append(time.perf_counter() - started)
+  n = converted.num_examples
+  return {"examples": n, "examples_per_sec": n / min(timed[1:]),
+          "cold_examples_per_sec": n / timed[0],
+          "warm_examples_per_sec": [n / t for t in timed[1:]], "seconds": min(timed[1:]),
+          "cold_seconds": timed[0], "mean_tokens": float(converted.lengths.mean())}
+
+
+def task_train(model, strategy):
+  """--steps training steps on the train split through the product's input pipeline."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import input_pipeline  # pylint: disable=g-import-not-at-top
+  import training  # pylint: disable=g-import-not-at-top
+  converted, _ = task_features("train")
+  steps = FLAGS.steps or converted.num_examples // FLAGS.batch_size
+  plan = input_pipeline.training_plan(converted.lengths, FLAGS.batch_size, steps, FLAGS.seed,
+                                      FLAGS.bucket_by_length)
+  dataset = input_pipeline.train_dataset(converted, plan, pad_to_max=not FLAGS.bucket_by_length)
+  optimizer = training.make_optimizer(model, 2e-5, steps, steps // 10)
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  loop = training.make_train_loop(model, optimizer, strategy, FLAGS.batch_size,
+                                  FLAGS.jit_compile)
+  started = time.perf_counter()
+  loop(iterator, tf.constant(1))[0].numpy()
+  cold = time.perf_counter() - started
+  started = time.perf_counter()
+  for first in range(1, steps, 100):
+    loop(iterator, tf.constant(min(100, steps - first)))[0].numpy()
+  warm = time.perf_counter() - started
+  multiple = input_pipeline.DEFAULT_LENGTH_MULTIPLE
+  widths = (np.minimum(-(-converted.lengths[plan].max(axis=1) // multiple) * multiple,
+                       FLAGS.max_seq_length) if FLAGS.bucket_by_length
+            else np.full(steps, FLAGS.max_seq_length))
+  return {"steps": steps, "examples_per_sec": FLAGS.batch_size * (steps - 1) / warm,
+          "cold_examples_per_sec": FLAGS.batch_size * steps / (cold + warm),
+          "cold_step_ms": cold * 1e3, "seconds": cold + warm,
+          "mean_tokens": float(converted.lengths.mean()), "mean_width": float(widths.mean())}
+
+
 def main(argv):
   del argv
   if FLAGS.tokenize_only:
@@ -122,7 +186,6 @@ def main(argv):
   import checkpoints  # pylint: disable=g-import-not-at-top
   import classifier  # pylint: disable=g-import-not-at-top
   import distribution  # pylint: disable=g-import-not-at-top
-  import inference  # pylint: disable=g-import-not-at-top
   import modeling  # pylint: disable=g-import-not-at-top
   import processors  # pylint: disable=g-import-not-at-top
   import training  # pylint: disable=g-import-not-at-top
@@ -142,15 +205,9 @@ def main(argv):
     if FLAGS.init_checkpoint:
       checkpoints.restore(model.checkpoint_variables(), FLAGS.init_checkpoint,
                           optional=classifier.is_head_variable)
-    started = time.perf_counter()
-    converted, _ = task_features()
-    inference.predict_probabilities(model, strategy, converted, FLAGS.batch_size,
-                                    FLAGS.bucket_by_length, pad_to_max=False)
-    seconds = time.perf_counter() - started
-    result.update(task=FLAGS.task_name, examples=converted.num_examples,
-                  examples_per_sec=converted.num_examples / seconds, seconds=seconds,
-                  bucket_by_length=FLAGS.bucket_by_length,
-                  mean_tokens=float(converted.lengths.mean()), step_time_ms_median=None)
+    measure = task_train if FLAGS.mode == "train" else task_predict
+    result.update(task=FLAGS.task_name, bucket_by_length=FLAGS.bucket_by_length,
+                  **measure(model, strategy))
   else:
     num_labels = 7
     model = classifier.MultiLabelClassifier(config, num_labels)
@@ -161,12 +218,13 @@ def main(argv):
       iterator = iter(strategy.experimental_distribute_dataset(dataset))
       loop = training.make_train_loop(model, optimizer, strategy, FLAGS.batch_size,
                                       FLAGS.jit_compile)
-      step = lambda: loop(iterator, tf.constant(1)).numpy()
+      step = lambda: loop(iterator, tf.constant(1))[0].numpy()
     else:
       predict = tf.function(lambda x: tf.sigmoid(model(x, training=False)),
                             jit_compile=FLAGS.jit_compile)
       step = lambda: predict(inputs).numpy()
-    result.update(timing.time_steps(step, FLAGS.batch_size, FLAGS.warmup_steps, FLAGS.steps))
+    result.update(timing.time_steps(step, FLAGS.batch_size, FLAGS.warmup_steps,
+                                    FLAGS.steps or 20))
     flops = model_flops_per_example(config, FLAGS.max_seq_length, FLAGS.mode)
     result.update(model_flops_per_example=flops,
                   model_tflops_per_sec=flops * result["examples_per_sec"] / 1e12)

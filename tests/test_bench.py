@@ -34,11 +34,23 @@ def test_task_split_and_tokenize_only(tiny_bert, tmp_path):
   task = ["--task_name=se0714", f"--data_dir={tmp_path}", f"--vocab_file={tiny_bert['vocab_file']}",
           "--max_seq_length=16"]
   report = run_bench(f"--bert_config_file={tiny_bert['config_file']}", "--mode=predict",
-                     "--batch_size=4", *task)
-  assert report["examples"] == 13 and report["examples_per_sec"] > 0
-  assert report["bucket_by_length"] is True
+                     "--batch_size=4", "--passes=2", *task)
+  assert report["examples"] == 13 and report["bucket_by_length"] is True
+  assert len(report["warm_examples_per_sec"]) == 2
+  assert report["examples_per_sec"] == max(report["warm_examples_per_sec"])
+  assert report["cold_examples_per_sec"] > 0
   report = run_bench("--tokenize_only", *task)
   assert report["texts"] == 13 and report["texts_per_sec"] > 0
+
+
+def test_task_training_runs_the_bucketed_pipeline(tiny_bert, tmp_path):
+  write_se0714(tmp_path)
+  report = run_bench(f"--bert_config_file={tiny_bert['config_file']}", "--mode=train",
+                     "--batch_size=4", "--steps=3", "--task_name=se0714", f"--data_dir={tmp_path}",
+                     f"--vocab_file={tiny_bert['vocab_file']}", "--max_seq_length=16")
+  assert report["steps"] == 3 and report["examples_per_sec"] > 0 and report["cold_step_ms"] > 0
+  # Each batch is padded to its longest example rounded up to 8 (at most 16): 8 or 16 wide.
+  assert 8 <= report["mean_width"] <= 16 and report["mean_tokens"] <= report["mean_width"]
 
 
 def test_model_flops_count_every_non_embedding_weight_and_give_the_mfu(tiny_bert):
