@@ -167,9 +167,12 @@ def _csv_records(path, delimiter):
       yield line_number, record
   except csv.Error as e:
     reason = str(e)
-    if "end of data" in reason or "field larger than field limit" in reason:
+    if "end of data" in reason:
       reason = ("a quoted field that starts on this line is never closed (a \" without its "
                 "closing \")")
+    elif "field larger than field limit" in reason:
+      reason = (f"a field longer than {csv.field_size_limit()} characters: is a quote that "
+                "starts on this line never closed?")
     elif "new-line character seen in unquoted field" in reason:
       reason = "a line break (CR) inside a field that is not in double quotes"
     elif "expected after" in reason:
