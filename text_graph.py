@@ -126,8 +126,9 @@ class TextEncoder(tf.Module):
   def _wordpiece(self, words):
     """Google's WordPiece on every word, greedy longest match first.
 
-    Every substring that could be a piece (at most the longest vocab token) is looked up at
-    once, which gives the longest piece starting at each character. A word's pieces then start
+    A word in the vocab is its own piece. In the others, every substring that could be a piece
+    (at most the longest vocab token) is looked up at once, which gives the longest piece
+    starting at each character. A word's pieces then start
     where the chain of longest pieces from its first character passes; the chain is followed by
     pointer doubling, a fixed number of vectorised steps. A word whose chain reaches a character
     where no piece starts, or that is longer than the word-length limit, becomes one unknown
@@ -141,11 +142,16 @@ class TextEncoder(tf.Module):
     """
     flat_words = words.flat_values
     lengths = tf.strings.length(flat_words, unit="UTF8_CHAR")
+    # Most words are a vocab token whole, which greedy matching takes at once: they need no
+    # other lookup. Nor do words over the length limit.
+    whole_ids = self._vocab.lookup(flat_words)
+    is_whole = (whole_ids >= 0) & (lengths <= self._max_chars_per_word)
     positions = tf.ragged.range(lengths)  # [words, (chars)]: every possible piece start.
     word = positions.value_rowids()
     position = positions.flat_values
     num_starts = tf.size(position, out_type=tf.int64)
-    longest = tf.where(tf.gather(lengths > self._max_chars_per_word, word), 0,
+    word_is_whole = tf.gather(is_whole, word)
+    longest = tf.where(word_is_whole | tf.gather(lengths > self._max_chars_per_word, word), 0,
                        tf.minimum(self._max_piece_chars, tf.gather(lengths, word) - position))
     piece_lengths = tf.ragged.range(1, longest + 1)  # [starts, (candidate pieces)].
     start = piece_lengths.value_rowids()
@@ -178,9 +184,10 @@ class TextEncoder(tf.Module):
     is_piece = on_chain[:-1]
     failed = tf.math.unsorted_segment_max(tf.cast(is_piece & (best_length == 0), tf.int32),
                                           word, tf.size(lengths, out_type=tf.int64)) > 0
-    word_failed = tf.gather(failed, word)
-    emit = tf.where(word_failed, position == 0, is_piece)
-    ids = tf.where(word_failed, tf.constant(self._unk_id, tf.int64), best_id)
+    word_failed = tf.gather(failed, word) & ~word_is_whole
+    emit = tf.where(word_is_whole | word_failed, position == 0, is_piece)
+    ids = tf.where(word_is_whole, tf.gather(whole_ids, word),
+                   tf.where(word_failed, tf.constant(self._unk_id, tf.int64), best_id))
     example = tf.gather(words.value_rowids(), word)
     return tf.RaggedTensor.from_value_rowids(tf.boolean_mask(ids, emit),
                                              tf.boolean_mask(example, emit),
