@@ -30,7 +30,6 @@ import tokenization
 from errors import UserError
 from tests import clitools
 from tests import export_runs
-from tests.conftest import TINY_WORDS
 from tests.conftest import assert_close
 from tests.conftest import tiny_vocab
 
@@ -429,3 +428,21 @@ def test_bad_exports_fail_with_one_line_and_write_nothing(run, tmp_path):
   assert not os.path.exists(tmp_path / "export")
   assert os.listdir(taken) == ["keep.txt"]
   assert hidden_entries(tmp_path) == []
+
+
+def test_latency_bench_compares_like_with_like(run):
+  """bench/export_latency.py on the tiny export: it runs, and its two paths agree."""
+  flags = dict(arg[2:].split("=", 1) for arg in run.model_flags)
+  result = subprocess.run(
+      [sys.executable, "bench/export_latency.py", f"--export_dir={run.export_dir}",
+       "--task_name=movielens", f"--data_dir={run.data_dir}", f"--output_dir={run.output_dir}",
+       f"--vocab_file={flags['vocab_file']}", f"--bert_config_file={flags['bert_config_file']}",
+       f"--max_seq_length={export_runs.MAX_SEQ_LENGTH}", "--calls=3", "--warmup_calls=1",
+       "--repeats=1", "--batch_size=4"],
+      cwd=clitools.REPO_DIR, capture_output=True, text=True, check=False, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  measured = json.loads(result.stdout)
+  assert measured["examples"] == len(run.test_ids) and measured["latency_calls"] == 3
+  assert measured["ids_equal_to_features"] is True
+  assert measured["max_abs_probability_difference"] < 1e-5
+  assert measured["latency_ms_median"] <= measured["latency_ms_p99"]
