@@ -31,6 +31,8 @@ import cli
 from errors import UserError
 from errors import file_error
 import fileio
+from processors import base
+from processors import tables
 
 FLAGS = flags.FLAGS
 
@@ -51,18 +53,16 @@ flags.DEFINE_enum("output_format", None, ["tsv", "jsonl"],
 flags.DEFINE_integer("batch_size", 32, "Texts per model call.", lower_bound=1)
 flags.mark_flag_as_required("export_dir")
 
-_TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 _STDIN = "<stdin>"
 
 
 def input_format(path):
-  """Returns "txt", "csv", "tsv" or "jsonl" for an input file, from its extension."""
-  return _TABLE_FORMATS.get(os.path.splitext(path)[1].lower(), "txt")
+  """Returns "txt", "csv", "tsv" or "jsonl" for a file, from its extension."""
+  return tables.FORMATS.get(os.path.splitext(path)[1].lower(), "txt")
 
 
 def read_lines(path):
   """Returns [(line number, text)] of a text file, every line a text (a last empty one aside)."""
-  from processors import base  # pylint: disable=g-import-not-at-top
   lines = base.read_text_file(path).split("\n")
   if not lines[-1]:
     lines.pop()
@@ -73,9 +73,9 @@ def read_table(path, text_column, text_b_column, id_column):
   """Returns [(id, text, text b or None)] of a CSV, TSV or JSON Lines file, in file order.
 
   Raises:
-    UserError: a column is missing, or a text is not a string; naming the file and the line.
+    UserError: a column is missing, or a text is not a string (ids may be any JSON value);
+      naming the file and the line.
   """
-  from processors import tables  # pylint: disable=g-import-not-at-top
   rows = tables.Rows(path)
   wanted = [c for c in (text_column, text_b_column, id_column) if c is not None]
   if rows.format != "jsonl":
@@ -85,16 +85,20 @@ def read_table(path, text_column, text_b_column, id_column):
                        f"no column {', '.join(map(repr, missing))} in the header (columns: "
                        f"{', '.join(rows.columns)})")
 
-  def text(row, column, line_number):
+  def value(row, column, line_number):
     if column not in row:
       raise file_error(path, line_number, f"no {column!r} key")
-    if not isinstance(row[column], str):
-      raise file_error(path, line_number, f"{column!r} is not a string: {row[column]!r}")
     return row[column]
+
+  def text(row, column, line_number):
+    found = value(row, column, line_number)
+    if not isinstance(found, str):
+      raise file_error(path, line_number, f"{column!r} is not a string: {found!r}")
+    return found
 
   records = []
   for line_number, row in rows:
-    guid = str(line_number) if id_column is None else str(text(row, id_column, line_number))
+    guid = str(line_number if id_column is None else value(row, id_column, line_number))
     records.append((guid, text(row, text_column, line_number),
                     None if text_b_column is None else text(row, text_b_column, line_number)))
   return records
