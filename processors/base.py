@@ -205,9 +205,11 @@ class DataProcessor:
     name: str, the task name as `--task_name` spells it.
     labels: tuple of str, the label names in the order of the label vectors.
     train_file, dev_file, test_file: str, file names inside `data_dir`.
+    has_pairs: bool, whether examples are sentence pairs (a text_b besides text_a).
   """
   name = None
   labels = ()
+  has_pairs = False
   train_file = None
   dev_file = None
   test_file = None

@@ -11,6 +11,7 @@ from processors import base
 class MovieLensProcessor(base.TextLineProcessor):
   """MovieLens: 17 genres; title and summary are a sentence pair; ids are movie ids."""
   name = "movielens"
+  has_pairs = True
   labels = ("Adventure", "Animation", "Children", "Comedy", "Fantasy", "Romance", "Drama",
             "Action", "Crime", "Thriller", "Horror", "Mystery", "Sci-Fi", "War", "Musical",
             "Documentary", "Western")
