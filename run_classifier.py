@@ -134,6 +134,23 @@ flags.DEFINE_enum(
 flags.DEFINE_integer("seed", 42,
                      "Seed of the training data order, the head's initialisation and dropout.")
 
+flags.DEFINE_bool(
+    "adam_bias_correction", True,
+    "Whether Adam divides its moment estimates by their bias corrections, as PyTorch's AdamW "
+    "does. Google's update has none (--noadam_bias_correction); its first steps are then "
+    "several times larger, which can make fine-tuning on small data sets diverge.")
+
+flags.DEFINE_enum(
+    "pooling", "cls", ["cls", "mean"],
+    "What the classifier reads. cls: BERT's pooler on [CLS], as the original. mean: the mean of "
+    "the last layer over the real tokens, for checkpoints whose pooler was never trained, such "
+    "as sentence-transformer models like all-MiniLM-L6-v2; the model then has no pooler.")
+
+flags.DEFINE_enum(
+    "pos_weight", "none", ["none", "auto"],
+    "Weight of each label's positive examples in the loss. auto: per label, the number of "
+    "negatives per positive in the training data, at most 10; for sparse labels.")
+
 flags.DEFINE_integer("log_steps", 100,
                      "Log the loss, learning rate, speed and ETA every this many training steps. "
                      "A device loop (--iterations_per_loop) ends there too.", lower_bound=1)
@@ -254,7 +271,7 @@ def main(argv):
   if hardware.is_chief:
     label_set.save(output_dir, label_names)  # The data is read: the label set is final.
   model = workflow.build_model(hardware, bert_config, len(label_names), FLAGS.add_dense,
-                               FLAGS.seed)
+                               FLAGS.seed, FLAGS.pooling)
 
   if FLAGS.do_train:
     workflow.train(model, hardware, splits[workflow.TRAIN], workflow.TrainSettings(
@@ -263,7 +280,8 @@ def main(argv):
         warmup_proportion=FLAGS.warmup_proportion, seed=FLAGS.seed,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         steps_per_loop=min(FLAGS.iterations_per_loop, FLAGS.log_steps),
-        keep_checkpoint_max=FLAGS.keep_checkpoint_max, init_checkpoint=FLAGS.init_checkpoint),
+        keep_checkpoint_max=FLAGS.keep_checkpoint_max, init_checkpoint=FLAGS.init_checkpoint,
+        adam_bias_correction=FLAGS.adam_bias_correction, pos_weight=FLAGS.pos_weight),
         output_dir)
   if not (FLAGS.do_eval or FLAGS.do_predict):
     workflow.say_where_results_are(hardware, output_dir)

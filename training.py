@@ -37,18 +37,20 @@ class TrainingDiverged(UserError):
 
 
 def make_optimizer(model, learning_rate, num_train_steps, num_warmup_steps, precision="fp32",
-                   head_learning_rate=None):
+                   head_learning_rate=None, bias_correction=False):
   """Google's fine-tuning optimizer for `model`, built (its slots exist), at step 0.
 
   `head_learning_rate`, when given, is the peak rate of the head's `loss/...` variables (same
-  warm-up and decay). Under fp16 the optimizer is wrapped in Keras' dynamic loss scaling; bf16
+  warm-up and decay). `bias_correction`: Adam's, which Google's update lacks (see
+  `optimization.AdamWeightDecay`). Under fp16 the optimizer is wrapped in Keras' dynamic loss scaling; bf16
   has float32's range and needs none.
   """
   scales = ()
   if head_learning_rate is not None:
     scales = ((f"^{classifier.HEAD_SCOPE}/", head_learning_rate / learning_rate),)
   optimizer = optimization.create_optimizer(learning_rate, num_train_steps, num_warmup_steps,
-                                            model.checkpoint_variables(), scales)
+                                            model.checkpoint_variables(), scales,
+                                            bias_correction)
   if precision == "fp16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   optimizer.build(model.trainable_variables)
@@ -194,12 +196,15 @@ class LoopSettings:
   keep_checkpoints: int
 
 
-def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=False):
+def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=False,
+                    pos_weight=None):
   """Returns a `tf.function` that runs `num_steps` training steps from a distributed iterator.
 
   It returns the loss of each step, float32 [num_steps], so that the host can name the first
   step whose loss was not finite, and each step's global gradient norm before clipping (that of
-  the gradients summed over replicas), float32 [num_steps].
+  the gradients summed over replicas), float32 [num_steps]. `pos_weight`: None, or float
+  [num_labels], the weight of each label's positive examples in the loss (see
+  `classifier.per_example_loss`).
   """
 
   loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -210,7 +215,8 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
       logits = model(features, training=True)
       # Divided by the global batch size, so that gradients summed over replicas equal the
       # gradient of the global batch's mean loss.
-      loss = tf.reduce_sum(classifier.per_example_loss(labels, logits)) / global_batch_size
+      loss = (tf.reduce_sum(classifier.per_example_loss(labels, logits, pos_weight))
+              / global_batch_size)
       scaled = optimizer.scale_loss(loss) if loss_scaled else loss
     variables = model.trainable_variables
     gradients = tape.gradient(scaled, variables)
@@ -243,7 +249,7 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
 
 
 def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, jit_compile=False,
-        on_log=None):
+        on_log=None, pos_weight=None):
   """Trains from `start_step` to `settings.num_train_steps`, checkpointing as it goes.
 
   Args:
@@ -259,6 +265,7 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
     on_log: None, or a function called where the log reports progress, with the step and
       {"loss", "learning_rate", "gradient_norm", "examples_per_second"}: floats, the loss and
       gradient norm averaged over the steps since the previous call.
+    pos_weight: as for `make_train_loop`.
 
   Raises:
     TrainingDiverged: a step's loss was NaN or infinite. Nothing after the last checkpoint is
@@ -271,7 +278,7 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
     return
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
   train_loop = make_train_loop(model, optimizer, strategy, settings.global_batch_size,
-                               jit_compile)
+                               jit_compile, pos_weight)
   step = start_step
   started = time.time()
   logging.info("Training steps %d to %d, %d examples per step", start_step, total,

@@ -176,11 +176,11 @@ def load_splits(processor, names, data_dir, tokenizer, vocab_file, do_lower_case
   return splits
 
 
-def build_model(hardware, bert_config, num_labels, add_dense, seed):
+def build_model(hardware, bert_config, num_labels, add_dense, seed, pooling="cls"):
   """The classifier, its head initialised from `seed` (which also seeds dropout)."""
   keras.utils.set_random_seed(seed)
   with hardware.strategy.scope():
-    return classifier.MultiLabelClassifier(bert_config, num_labels, add_dense)
+    return classifier.MultiLabelClassifier(bert_config, num_labels, add_dense, pooling)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +196,8 @@ class TrainSettings:
   steps_per_loop: int
   keep_checkpoint_max: int
   init_checkpoint: object  # str or None
+  adam_bias_correction: bool
+  pos_weight: str  # "none" or "auto"
 
 
 def train(model, hardware, train_split, settings, output_dir):
@@ -222,11 +224,20 @@ def train(model, hardware, train_split, settings, output_dir):
       "warmup_proportion": settings.warmup_proportion,
       "seed": settings.seed,
       "bucket_by_length": hardware.bucket_by_length,
+      "adam_bias_correction": settings.adam_bias_correction,
+      "pos_weight": settings.pos_weight,
+      "pooling": model.pooling,
   })
   with hardware.strategy.scope():
     optimizer = training.make_optimizer(model, settings.learning_rate, num_train_steps,
                                         num_warmup_steps, hardware.precision,
-                                        settings.head_learning_rate)
+                                        settings.head_learning_rate,
+                                        settings.adam_bias_correction)
+  pos_weight = None
+  if settings.pos_weight == "auto":
+    pos_weight = classifier.positive_weights(train_features.labels)
+    logging.info("Positive weights, in label order: %s",
+                 ", ".join(f"{weight:.2f}" for weight in pos_weight))
   start_step = training.initialize(model, optimizer, hardware.strategy, output_dir,
                                    settings.init_checkpoint)
   plan = input_pipeline.training_plan(train_features.lengths, settings.batch_size,
@@ -250,7 +261,7 @@ def train(model, hardware, train_split, settings, output_dir):
         training.LoopSettings(num_train_steps, settings.batch_size,
                               settings.save_checkpoints_steps, settings.steps_per_loop,
                               settings.keep_checkpoint_max),
-        output_dir, jit_compile=hardware.use_xla, on_log=on_log)
+        output_dir, jit_compile=hardware.use_xla, on_log=on_log, pos_weight=pos_weight)
   if events:
     events.close()
 

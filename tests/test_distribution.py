@@ -45,21 +45,23 @@ MIRRORED_SCRIPT = textwrap.dedent("""
         model.dropout.rate = 0.0
         optimizer = training.make_optimizer(model, 1e-3, 10, 2)
       loop = training.make_train_loop(model, optimizer, strategy, batch)
-      losses, _ = loop(iter(strategy.experimental_distribute_dataset(dataset)),
-                       tf.constant(steps))
-      return losses.numpy(), {n: np.asarray(v.numpy() if hasattr(v, "numpy") else v)
-                              for n, v in training.state_variables(model, optimizer).items()}
+      losses, norms = loop(iter(strategy.experimental_distribute_dataset(dataset)),
+                           tf.constant(steps))
+      return losses.numpy(), norms.numpy(), {
+          n: np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+          for n, v in training.state_variables(model, optimizer).items()}
 
     tf.keras.utils.set_random_seed(1)
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
       initial = {n: np.asarray(v.numpy()) for n, v in
                  classifier.MultiLabelClassifier(config, 3).checkpoint_variables().items()}
-    one_losses, one_state = train(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    one_losses, one_norms, one_state = train(tf.distribute.OneDeviceStrategy("/cpu:0"))
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    two_losses, two_state = train(mirrored)
+    two_losses, two_norms, two_state = train(mirrored)
     print(json.dumps({
         "replicas": mirrored.num_replicas_in_sync,
         "loss_diff": float(np.abs(one_losses - two_losses).max()),
+        "norm_rel_diff": float(np.abs(one_norms / two_norms - 1).max()),
         "weight_diff": max(float(np.abs(one_state[n] - two_state[n]).max()) for n in one_state),
         "moved": max(float(np.abs(two_state[n] - initial[n]).max()) for n in initial),
         "global_step": int(two_state["global_step"])}))
@@ -80,6 +82,8 @@ def test_mirrored_two_cpus_equal_one_device_on_the_global_batch(tiny_bert):
   # Two replicas sum the gradient in another order than one device: rounding, not more.
   assert result["loss_diff"] < 1e-5
   assert result["weight_diff"] < 1e-5
+  # The logged gradient norm is that of the gradient summed over replicas, as clipped.
+  assert result["norm_rel_diff"] < 1e-5
   # The steps did train: at learning rate 1e-3 for 3 steps, Adam moves weights by ~1e-3.
   assert result["moved"] > 1e-4
 
