@@ -12,7 +12,7 @@ Measures, in one process on this machine:
   * run_classifier.py's prediction of the same split from the checkpoint of --output_dir, as
     bench/throughput.py measures it (features, then bucketed tf.data batches of --batch_size);
 and checks that both give the same ids and probabilities, so that the times compare like with
-like. Each throughput is the best of --repeats runs.
+like. Each throughput is the best of --repeats runs, taken in turns.
 """
 
 import json
@@ -36,6 +36,7 @@ flags.DEFINE_string("output_dir", None, "The run that was exported, for run_clas
 flags.DEFINE_string("vocab_file", None, "The run's vocab.txt.")
 flags.DEFINE_string("bert_config_file", None, "The run's bert_config.json.")
 flags.DEFINE_bool("do_lower_case", True, "The run's casing.")
+flags.DEFINE_bool("add_dense", False, "The run's --add_dense.")
 flags.DEFINE_integer("max_seq_length", 128, "The run's --max_seq_length.")
 flags.DEFINE_string("text", "I was so happy when my sister came home.", "The latency's text.")
 flags.DEFINE_integer("calls", 200, "Timed single-text calls.")
@@ -44,16 +45,6 @@ flags.DEFINE_integer("batch_size", 32, "Batch size of both throughputs.")
 flags.DEFINE_integer("repeats", 3, "Timed runs of each throughput; the fastest counts.")
 flags.mark_flags_as_required(["export_dir", "task_name", "data_dir", "output_dir", "vocab_file",
                               "bert_config_file"])
-
-
-def best_seconds(function, repeats):
-  """Returns (seconds of the fastest of `repeats` calls of `function()`, its last result)."""
-  best, result = float("inf"), None
-  for _ in range(repeats):
-    started = time.perf_counter()
-    result = function()
-    best = min(best, time.perf_counter() - started)
-  return best, result
 
 
 def in_batches(signature, inputs, batch_size):
@@ -69,11 +60,11 @@ def main(argv):
   del argv
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import checkpoints  # pylint: disable=g-import-not-at-top
-  import classifier  # pylint: disable=g-import-not-at-top
   import features  # pylint: disable=g-import-not-at-top
   import inference  # pylint: disable=g-import-not-at-top
   import modeling  # pylint: disable=g-import-not-at-top
   import processors  # pylint: disable=g-import-not-at-top
+  import serving  # pylint: disable=g-import-not-at-top
   import tokenization  # pylint: disable=g-import-not-at-top
 
   processor = processors.get_processor(FLAGS.task_name)
@@ -99,39 +90,47 @@ def main(argv):
   result.update(latency_ms_median=1e3 * float(np.median(times)),
                 latency_ms_p99=1e3 * float(np.percentile(times, 99)), latency_calls=FLAGS.calls)
 
-  seconds, exported = best_seconds(lambda: in_batches(serve, inputs, FLAGS.batch_size),
-                                   FLAGS.repeats)
-  result["savedmodel_examples_per_sec"] = len(examples) / seconds
-  # As classify.py batches: longest texts first, so that each batch pads little.
-  order = np.argsort([-sum(len(v[i]) for v in inputs.values()) for i in range(len(examples))],
-                     kind="stable")
-  by_length = {k: [v[i] for i in order] for k, v in inputs.items()}
-  seconds, _ = best_seconds(lambda: in_batches(serve, by_length, FLAGS.batch_size),
-                            FLAGS.repeats)
-  result["savedmodel_by_length_examples_per_sec"] = len(examples) / seconds
-  seconds, tokenized = best_seconds(
-      lambda: in_batches(loaded.signatures["tokenize"], inputs, FLAGS.batch_size), FLAGS.repeats)
-  result["savedmodel_tokenize_examples_per_sec"] = len(examples) / seconds
-
   # run_classifier.py's path: the model exists before the clock starts, as in bench/throughput.py.
-  config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-  prefix = checkpoints.latest(FLAGS.output_dir)
-  stored = checkpoints.shapes(prefix)
-  model = classifier.MultiLabelClassifier(
-      config, len(processor.get_labels()), "loss/dense/kernel" in stored,
-      pooling="cls" if "bert/pooler/dense/kernel" in stored else "mean")
-  checkpoints.restore(model.checkpoint_variables(), prefix)
+  settings = serving.RunSettings(
+      output_dir=FLAGS.output_dir, task_name=FLAGS.task_name,
+      bert_config_file=FLAGS.bert_config_file, vocab_file=FLAGS.vocab_file,
+      do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length,
+      add_dense=FLAGS.add_dense, cutoff_type=None, cut_off=0.5)
+  model, _ = serving.restore_model(settings,
+                                   modeling.BertConfig.from_json_file(FLAGS.bert_config_file),
+                                   len(processor.get_labels()),
+                                   checkpoints.latest(FLAGS.output_dir))
   tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
 
-  def predict():
+  def run_classifier_predict():
     converted = features.convert_examples(examples, tokenizer, FLAGS.max_seq_length,
                                           len(processor.get_labels()))
     return converted, inference.predict_probabilities(
         model, tf.distribute.get_strategy(), converted, FLAGS.batch_size, bucket_by_length=True,
         pad_to_max=False)
 
-  seconds, (converted, probabilities) = best_seconds(predict, FLAGS.repeats)
-  result["run_classifier_examples_per_sec"] = len(examples) / seconds
+  # As classify.py batches: longest texts first, so that each batch pads little.
+  order = np.argsort([-sum(len(v[i]) for v in inputs.values()) for i in range(len(examples))],
+                     kind="stable")
+  by_length = {k: [v[i] for i in order] for k, v in inputs.items()}
+  workloads = {
+      "savedmodel": lambda: in_batches(serve, inputs, FLAGS.batch_size),
+      "savedmodel_by_length": lambda: in_batches(serve, by_length, FLAGS.batch_size),
+      "savedmodel_tokenize": lambda: in_batches(loaded.signatures["tokenize"], inputs,
+                                                FLAGS.batch_size),
+      "run_classifier": run_classifier_predict,
+  }
+  # Round robin, so that a busy spell of the machine slows all alike; the fastest run counts.
+  best, outputs = {name: float("inf") for name in workloads}, {}
+  for _ in range(FLAGS.repeats):
+    for name, workload in workloads.items():
+      started = time.perf_counter()
+      outputs[name] = workload()
+      best[name] = min(best[name], time.perf_counter() - started)
+  for name, seconds in best.items():
+    result[f"{name}_examples_per_sec"] = len(examples) / seconds
+  exported, tokenized = outputs["savedmodel"], outputs["savedmodel_tokenize"]
+  converted, probabilities = outputs["run_classifier"]
 
   ids_equal = all(
       np.array_equal(ids, converted.input_ids[start:start + len(ids), :ids.shape[1]]) and

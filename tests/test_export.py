@@ -437,8 +437,8 @@ def test_latency_bench_compares_like_with_like(run):
       [sys.executable, "bench/export_latency.py", f"--export_dir={run.export_dir}",
        "--task_name=movielens", f"--data_dir={run.data_dir}", f"--output_dir={run.output_dir}",
        f"--vocab_file={flags['vocab_file']}", f"--bert_config_file={flags['bert_config_file']}",
-       f"--max_seq_length={export_runs.MAX_SEQ_LENGTH}", "--calls=3", "--warmup_calls=1",
-       "--repeats=1", "--batch_size=4"],
+       f"--max_seq_length={export_runs.MAX_SEQ_LENGTH}", "--add_dense=true", "--calls=3",
+       "--warmup_calls=1", "--repeats=1", "--batch_size=4"],
       cwd=clitools.REPO_DIR, capture_output=True, text=True, check=False, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   measured = json.loads(result.stdout)
