@@ -494,6 +494,11 @@ class GenericProcessor(base.DataProcessor):
     self._label_set = None
     self._raw_tables = {}
 
+  @property
+  def has_pairs(self):
+    """Whether the examples are sentence pairs: whether a text b column is given."""
+    return self.options.text_b_column is not None
+
   # Label set.
 
   def use_output_labels(self, names, source):

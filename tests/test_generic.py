@@ -138,6 +138,7 @@ def test_text_b_pairs_and_an_empty_text_b(tmp_path):
   write(tmp_path, "train.tsv", "title\tsummary\tlabels\nT1\tS1\tx\nT2\t \tx|y\n")
   write(tmp_path, "dev.tsv", "title\tsummary\tlabels\nT3\tS3\ty\n")
   p = processor(tmp_path, text_column="title", text_b_column="summary")
+  assert p.has_pairs and not processor(tmp_path).has_pairs
   assert list(p.get_train_examples(str(tmp_path))) == [
       base.InputExample("2", "T1", "S1", (1, 0)), base.InputExample("3", "T2", None, (1, 1))]
 
