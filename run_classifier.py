@@ -135,10 +135,11 @@ flags.DEFINE_integer("seed", 42,
                      "Seed of the training data order, the head's initialisation and dropout.")
 
 flags.DEFINE_bool(
-    "adam_bias_correction", True,
+    "adam_bias_correction", False,
     "Whether Adam divides its moment estimates by their bias corrections, as PyTorch's AdamW "
-    "does. Google's update has none (--noadam_bias_correction); its first steps are then "
-    "several times larger, which can make fine-tuning on small data sets diverge.")
+    "does. Off by default: Google's update, which the original's commands and checkpoints were "
+    "tuned with, has none. Without it the first steps are several times larger, which can make "
+    "fine-tuning on small data sets at higher rates diverge.")
 
 flags.DEFINE_enum(
     "pooling", "cls", ["cls", "mean"],
