@@ -31,6 +31,8 @@ flags.DEFINE_enum("cutoff_type", None, ["static", "dynamic"],
                   "The run's cut-offs: static (--cut_off), dynamic (thresholds.json of the "
                   "exported checkpoint) or unset (no predictions output).")
 flags.DEFINE_float("cut_off", 0.5, "The static cut-off.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_string("text_b_column", None, "--task_name=generic: the run's --text_b_column, if "
+                    "it had one; the export then takes text_b.")
 flags.mark_flags_as_required(
     ["output_dir", "export_dir", "task_name", "bert_config_file", "vocab_file"])
 
@@ -44,7 +46,8 @@ def main(argv):
       output_dir=FLAGS.output_dir, task_name=FLAGS.task_name,
       bert_config_file=FLAGS.bert_config_file, vocab_file=FLAGS.vocab_file,
       do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length,
-      add_dense=FLAGS.add_dense, cutoff_type=FLAGS.cutoff_type, cut_off=FLAGS.cut_off)
+      add_dense=FLAGS.add_dense, cutoff_type=FLAGS.cutoff_type, cut_off=FLAGS.cut_off,
+      text_b_column=FLAGS.text_b_column)
   module, metadata = serving.build(settings)
   serving.save(module, metadata, FLAGS.vocab_file, FLAGS.export_dir, FLAGS.overwrite)
   logging.info("Exported %s (step %d, labels %s, cut-offs: %s) to %s", metadata["checkpoint"],

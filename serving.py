@@ -32,6 +32,7 @@ import classifier
 from errors import UserError
 import modeling
 import processors
+from processors import generic
 from processors import label_set
 import text_graph
 import thresholds
@@ -58,6 +59,8 @@ class RunSettings:
     add_dense: bool.
     cutoff_type: "static", "dynamic" or None.
     cut_off: float, the static cut-off.
+    text_b_column: str or None; for --task_name=generic, the column of the second text, which
+      makes the inputs pairs.
   """
   output_dir: str
   task_name: str
@@ -68,6 +71,7 @@ class RunSettings:
   add_dense: bool
   cutoff_type: Optional[str]
   cut_off: float
+  text_b_column: Optional[str] = None
 
 
 class ServingModule(tf.Module):
@@ -219,7 +223,10 @@ def build(settings):
     UserError: no checkpoint; thresholds of another checkpoint (dynamic); a vocab, config or
       --add_dense that does not fit the checkpoint; labels that differ from the folder's.
   """
-  processor = processors.get_processor(settings.task_name)
+  # The generic task's pairs depend on its flags; the other tasks take none (a UserError says so).
+  options = (generic.Options(text_b_column=settings.text_b_column)
+             if settings.text_b_column is not None else None)
+  processor = processors.get_processor(settings.task_name, options)
   label_names = label_set.resolve(processor, settings.output_dir)
   prefix = _newest_checkpoint(settings.output_dir)
   checkpoint = checkpoints.identify(prefix)
