@@ -362,6 +362,13 @@ def test_add_dense_and_thresholds_must_be_the_checkpoints(run, tmp_path):
     serving.build(settings_of(run, output_dir=str(other_step)))
 
 
+def test_generic_runs_take_text_b_when_given_its_column(run):
+  _, metadata = serving.build(settings_of(run, task_name="generic", text_b_column="summary"))
+  assert metadata["inputs"] == ["text", "text_b"] and metadata["labels"] == list(run.labels)
+  with pytest.raises(UserError, match="apply to --task_name=generic only"):
+    serving.build(settings_of(run, text_b_column="summary"))
+
+
 class TinyModule(tf.Module):
   """Stands in for a `ServingModule` where only saving is tested."""
 
