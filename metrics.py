@@ -142,8 +142,7 @@ def compute_metrics(labels, probabilities, label_names, predictions=None,
     return threshold_free
 
   decided = _decision_metrics(labels, predictions)
-  precision, recall, f1, _ = sk_metrics.precision_recall_fscore_support(
-      labels, decided["predictions"], average=None, zero_division=0)
+  precision, recall, f1 = _per_label_scores(labels, decided["predictions"])
   cross_validated = None
   if out_of_fold_predictions is not None:
     honest = _decision_metrics(labels, out_of_fold_predictions)
@@ -166,14 +165,40 @@ def _decision_metrics(labels, predictions):
   predictions = np.asarray(predictions, dtype=np.int64)
   if predictions.shape != labels.shape:
     raise ValueError(f"predictions {predictions.shape} differ from labels {labels.shape}")
-  f1_averages = {
-      average: float(sk_metrics.f1_score(labels, predictions, average=average, zero_division=0))
-      for average in _F1_AVERAGES}
+  f1_averages = {average: _f1(labels, predictions, average) for average in _F1_AVERAGES}
   return {"predictions": predictions,
           "hamming_loss": float(sk_metrics.hamming_loss(labels, predictions)),
           "mean_f1": f1_averages["weighted"],
           "f1_averages": f1_averages,
           "subset_accuracy": float(sk_metrics.accuracy_score(labels, predictions))}
+
+
+def _per_label_scores(labels, predictions):
+  """Precision, recall and F1 of each label: three float arrays [k].
+
+  scikit-learn reads an [n, 1] matrix as a binary target and would score both of its classes;
+  one label is scored as the positive class of its column.
+  """
+  if labels.shape[1] == 1:
+    scores = sk_metrics.precision_recall_fscore_support(
+        labels[:, 0], predictions[:, 0], average="binary", zero_division=0)[:3]
+    return tuple(np.array([score]) for score in scores)
+  return sk_metrics.precision_recall_fscore_support(labels, predictions, average=None,
+                                                    zero_division=0)[:3]
+
+
+def _f1(labels, predictions, average):
+  """scikit-learn's multi-label F1 at `average`, also for one label.
+
+  With one label (see `_per_label_scores`) the micro, macro and weighted averages are that
+  label's F1, and an example's F1 is 1 when its label and prediction are both 1, else 0 (an
+  example with neither scores 0, `zero_division=0`): the samples average is their mean.
+  """
+  if labels.shape[1] == 1:
+    if average == "samples":
+      return float(np.mean(labels[:, 0] & predictions[:, 0]))
+    return float(_per_label_scores(labels, predictions)[2][0])
+  return float(sk_metrics.f1_score(labels, predictions, average=average, zero_division=0))
 
 
 def _number(value):

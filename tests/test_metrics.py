@@ -156,3 +156,21 @@ def test_write_predictions_rejects_mismatched_shapes(tmp_path):
   with pytest.raises(ValueError):
     predictions.write_predictions(tmp_path, ["1"], ["a"], [[0.25]], [[1, 0]])
   assert not os.listdir(tmp_path)
+
+
+def test_one_label_is_scored_as_its_positive_class():
+  """A binary data set (kaggle-insults, say): scikit-learn reads [n, 1] as a binary target."""
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 2, (30, 1))
+  probabilities = rng.random((30, 1))
+  predictions = (probabilities >= 0.5).astype(int)
+  result = metrics.compute_metrics(labels, probabilities, ["insult"], predictions)
+  # The same as the label padded with an all-zero column, scored as multi-label.
+  padded = [np.concatenate([a, np.zeros_like(a)], axis=1) for a in (labels, predictions)]
+  f1 = sk_metrics.f1_score(labels[:, 0], predictions[:, 0])
+  assert result.per_label[0].f1 == pytest.approx(f1)
+  assert result.per_label[0].precision == pytest.approx(
+      sk_metrics.precision_score(labels[:, 0], predictions[:, 0]))
+  assert result.f1_averages == pytest.approx({
+      "micro": f1, "macro": f1, "weighted": f1,
+      "samples": sk_metrics.f1_score(*padded, average="samples", zero_division=0)})
