@@ -162,9 +162,11 @@ def load_splits(processor, names, data_dir, tokenizer, vocab_file, do_lower_case
   readers = {TRAIN: processor.get_train_examples, DEV: processor.get_dev_examples,
              TEST: processor.get_test_examples}
   vocab_hash = feature_cache.hash_file(vocab_file)
+  # Every file is read before any cache is written: a bad row in test must not leave a
+  # rewritten train cache behind.
+  read = {name: readers[name](data_dir) for name in names}
   splits = {}
-  for name in names:
-    examples = readers[name](data_dir)
+  for name, examples in read.items():
     fingerprint = feature_cache.fingerprint(
         processor.name, name, vocab_hash, do_lower_case, max_seq_length,
         [[e.guid, e.text_a, e.text_b, list(e.labels) if e.labels is not None else None]
