@@ -34,6 +34,11 @@ def load(model, strategy, output_dir, init_checkpoint):
                       "no --init_checkpoint")
     report = checkpoints.restore(model.checkpoint_variables(), source,
                                  optional=classifier.is_head_variable)
+    if model.pooling == "mean" and not report.absent and any(
+        name.startswith("bert/pooler/") for name in report.unused):
+      # A head trained on the pooler's output would read the mean instead: wrong, silently.
+      raise UserError(f"{report.checkpoint} was fine-tuned with --pooling=cls (its head reads "
+                      "BERT's pooler); predict with --pooling=cls")
     if report.absent:
       logging.warning("%s has no classifier head (%s): its predictions are those of an "
                       "untrained head. Train first (--do_train) or point --output_dir at a "

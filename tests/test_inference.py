@@ -1,9 +1,12 @@
 """inference.py: bucketed prediction gives the fixed-padding probabilities, in input order."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+import checkpoints
 import classifier
+from errors import UserError
 import features
 import inference
 import modeling
@@ -62,3 +65,20 @@ def spread_logits(model, converted):
 def inference_probabilities(model, strategy, converted, bucket, pad):
   return inference.predict_probabilities(model, strategy, converted, 4, bucket_by_length=bucket,
                                          pad_to_max=pad)
+
+
+def test_a_cls_trained_head_is_not_read_with_mean_pooling(tiny_bert, tmp_path):
+  """The mean-pooled model has no pooler to load: without a check it would load silently."""
+  config = modeling.BertConfig.from_json_file(tiny_bert["config_file"])
+  trained = classifier.MultiLabelClassifier(config, 3)
+  checkpoints.write(str(tmp_path / "model.ckpt-5"), trained.checkpoint_variables())
+  checkpoints.record(str(tmp_path), str(tmp_path / "model.ckpt-5"), keep=1)
+  strategy = tf.distribute.get_strategy()
+  with pytest.raises(UserError, match="--pooling=cls"):
+    inference.load(classifier.MultiLabelClassifier(config, 3, pooling="mean"), strategy,
+                   str(tmp_path), None)
+  # Google's pre-trained checkpoint has a pooler but no head: mean pooling may start from it.
+  assert inference.load(classifier.MultiLabelClassifier(config, 3, pooling="mean"), strategy,
+                        str(tmp_path / "empty"), tiny_bert["checkpoint"]) is not None
+  assert inference.load(classifier.MultiLabelClassifier(config, 3), strategy, str(tmp_path),
+                        None).step == 5
