@@ -58,6 +58,18 @@ def quote(field):
   return repr(field)
 
 
+def open_binary(path):
+  """Opens `path` for reading bytes; raises `UserError` where it cannot."""
+  try:
+    return open(path, "rb")
+  except FileNotFoundError:
+    raise file_error(path, None, "no such file") from None
+  except IsADirectoryError:
+    raise file_error(path, None, "is a folder, not a file") from None
+  except OSError as e:
+    raise file_error(path, None, f"cannot read it: {e.strerror}") from None
+
+
 def read_text_file(path):
   """Returns the content of a UTF-8 file as one string, without a leading byte-order mark.
 
@@ -71,15 +83,8 @@ def read_text_file(path):
     UserError: the file is missing, unreadable, or not valid UTF-8 (naming the line and column
       of the first bad byte).
   """
-  try:
-    with open(path, "rb") as f:
-      raw = f.read()
-  except FileNotFoundError:
-    raise file_error(path, None, "no such file") from None
-  except IsADirectoryError:
-    raise file_error(path, None, "is a folder, not a file") from None
-  except OSError as e:
-    raise file_error(path, None, f"cannot read it: {e.strerror}") from None
+  with open_binary(path) as f:
+    raw = f.read()
   try:
     text = raw.decode("utf-8")
   except UnicodeDecodeError as e:

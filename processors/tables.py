@@ -94,18 +94,6 @@ class Rows:
       return next(records, None)
 
 
-def _open_binary(path):
-  """Opens `path` for reading bytes; raises `UserError` where it cannot."""
-  try:
-    return open(path, "rb")
-  except FileNotFoundError:
-    raise file_error(path, None, "no such file") from None
-  except IsADirectoryError:
-    raise file_error(path, None, "is a folder, not a file") from None
-  except OSError as e:
-    raise file_error(path, None, f"cannot read it: {e.strerror}") from None
-
-
 def _decoded_lines(path):
   """Yields the lines of a UTF-8 file, each with its "\\n" (the last may lack it).
 
@@ -115,7 +103,7 @@ def _decoded_lines(path):
   Raises:
     UserError: the file cannot be opened, or a line is not UTF-8 (naming the line and the byte).
   """
-  with _open_binary(path) as f:
+  with base.open_binary(path) as f:
     first = f.readline()
     for bom, encoding in _BOMS.items():
       if first.startswith(bom):
