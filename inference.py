@@ -49,6 +49,11 @@ def load(model, strategy, output_dir, init_checkpoint):
   return identity
 
 
+# Tokens per prediction batch on one replica. On a 2-core CPU (all-MiniLM-L6-v2, batches 32
+# tokens wide) 8 rows ran at 145 examples/s, 64 at 213, 128 at 215 and 256 at 189: more rows
+# amortise each op's fixed cost until the activations outgrow the caches. bench/throughput.py.
+PREDICT_TOKENS_PER_BATCH = 2048
+
 # The traced prediction step of each live model, by strategy and input structure: a run that
 # evaluates and then predicts, and every later call, skip the tracing and graph optimisation
 # (about half a second of a psychexp test-split prediction on a 2-core CPU).
@@ -76,13 +81,21 @@ def _predict_step(model, strategy, element_spec):
 
 
 def predict_probabilities(model, strategy, features, batch_size, bucket_by_length, pad_to_max,
-                          on_batch=None):
+                          length_multiple=input_pipeline.DEFAULT_LENGTH_MULTIPLE, on_batch=None):
   """Returns sigmoid probabilities, float32 [n, num_labels], row i for example i.
 
-  `on_batch`, when given, is called after each batch with the number of examples done so far.
+  `length_multiple`: see `input_pipeline.predict_dataset`. `on_batch`, when given, is called
+  after each batch with the number of examples done so far.
   """
-  dataset = strategy.experimental_distribute_dataset(input_pipeline.predict_dataset(
-      features, batch_size, bucket_by_length, pad_to_max))
+  if strategy.num_replicas_in_sync == 1 and not pad_to_max:
+    # One replica takes batches by tokens: the speed of a bigger batch whatever
+    # --predict_batch_size is, the same probabilities.
+    dataset = input_pipeline.predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
+                                             length_multiple, PREDICT_TOKENS_PER_BATCH)
+  else:
+    dataset = input_pipeline.predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
+                                             length_multiple)
+  dataset = strategy.experimental_distribute_dataset(dataset)
   predict_step = _predict_step(model, strategy, dataset.element_spec)
   indices, rows = [], []
   done = 0

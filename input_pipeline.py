@@ -11,13 +11,23 @@ The pipelines are built entirely in-graph (no Python generators), so they run un
 import numpy as np
 import tensorflow as tf
 
-# Sequence widths are rounded up to this multiple when not padding to max_seq_length. Each
-# distinct width retraces (under XLA, recompiles) a train step traced with fixed shapes, and
-# multiples of 8 suit tensor cores. Measured on lengths like MovieLens' (mean 61 tokens,
-# max_seq_length 128, batch 32, bucketed): multiple 1 pads 2.3% over the real tokens with 116
-# widths, 8 pads 7.4% with 15, 16 pads 13% with 8, 32 pads 24% with 4; padding everything to 128
-# pads 110%. 8 keeps compute close to the minimum at a bounded number of traces.
+# Sequence widths are rounded up to this multiple when not padding to max_seq_length. Under XLA
+# each distinct width recompiles the step, and multiples of 8 suit tensor cores. Measured on
+# lengths like MovieLens' (mean 61 tokens, max_seq_length 128, batch 32, bucketed): multiple 1
+# pads 2.3% over the real tokens with 116 widths, 8 pads 7.4% with 15, 16 pads 13% with 8, 32
+# pads 24% with 4; padding everything to 128 pads 110%. 8 keeps compute close to the minimum at
+# a bounded number of compilations.
 DEFAULT_LENGTH_MULTIPLE = 8
+
+
+def length_multiple(device, use_xla):
+  """The width multiple for `device` ("cpu", "gpu" or "tpu"): 1 on a CPU without XLA.
+
+  There a new width costs nothing (a psychexp-like training step took 551 ms at a width first
+  seen and 559 ms again; the step is traced once for all widths), while rounding up to 8 made
+  the psychexp train split's batches 11% wider (32.7 tokens on average against 29.3).
+  """
+  return 1 if device == "cpu" and not use_xla else DEFAULT_LENGTH_MULTIPLE
 # Batches' worth of shuffled examples sorted together when bucketing by length.
 DEFAULT_WINDOW_BATCHES = 50
 
@@ -246,8 +256,31 @@ def predict_order(lengths, bucket_by_length):
   return np.argsort(-lengths, kind="stable").astype(np.int32)
 
 
+def token_budget_sizes(sorted_lengths, batch_size, tokens_per_batch):
+  """Splits examples sorted longest first into batches of about `tokens_per_batch` tokens.
+
+  A batch is as wide as its first example, so it takes max(batch_size, tokens_per_batch // that
+  width) rows: short texts go many to a batch, long ones at least `batch_size` at a time.
+
+  Args:
+    sorted_lengths: int [n], non-increasing.
+    batch_size: int >= 1, the fewest rows of a batch (the last may have fewer).
+    tokens_per_batch: int >= 1.
+
+  Returns:
+    int64 [num_batches], the rows of each batch, summing to n.
+  """
+  sizes = []
+  start, n = 0, len(sorted_lengths)
+  while start < n:
+    rows = max(batch_size, tokens_per_batch // max(int(sorted_lengths[start]), 1))
+    sizes.append(min(rows, n - start))
+    start += rows
+  return np.array(sizes, dtype=np.int64)
+
+
 def predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
-                    length_multiple=DEFAULT_LENGTH_MULTIPLE):
+                    length_multiple=DEFAULT_LENGTH_MULTIPLE, tokens_per_batch=None):
   """Returns every example exactly once, in batches, as a tf.data pipeline.
 
   Each element is `(inputs, example_index)`: `inputs` as in `train_dataset`, `example_index`
@@ -256,8 +289,13 @@ def predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
   `pad_to_max` every shape is static, as TPUs need: the last batch is filled up with padding rows
   (example_index -1, all inputs zero), as Google's `PaddingInputExample` did.
 
+  With `tokens_per_batch` (and `bucket_by_length`, without `pad_to_max`), batches hold about that
+  many tokens each (see `token_budget_sizes`) rather than `batch_size` rows. Each example's
+  output does not depend on the batch it is in, so only the speed changes.
+
   Distribution: as for `train_dataset`; a smaller last batch is split unevenly among replicas,
-  which tf.distribute allows (some get fewer rows, possibly none).
+  which tf.distribute allows (some get fewer rows, possibly none). Batches of `tokens_per_batch`
+  have no batch op for tf.distribute to split: use them with one replica.
 
   Args:
     features: `Features`.
@@ -265,6 +303,7 @@ def predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
     bucket_by_length: bool, predict longest first (see `predict_order`).
     pad_to_max: bool.
     length_multiple: int >= 1.
+    tokens_per_batch: int or None.
 
   Returns:
     tf.data.Dataset.
@@ -278,8 +317,13 @@ def predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
     return (_gather_inputs(tables, indices, features.max_seq_length, pad_to_max,
                            length_multiple), indices)
 
-  dataset = (tf.data.Dataset.from_tensor_slices(order)
-             .batch(batch_size, drop_remainder=pad_to_max)
+  if tokens_per_batch and bucket_by_length and not pad_to_max:
+    batches = tf.data.Dataset.from_tensor_slices(tf.RaggedTensor.from_row_lengths(
+        order, token_budget_sizes(features.lengths[order], batch_size, tokens_per_batch)))
+  else:
+    batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size,
+                                                              drop_remainder=pad_to_max)
+  dataset = (batches
              .map(to_batch, num_parallel_calls=tf.data.AUTOTUNE)
              .prefetch(tf.data.AUTOTUNE))
   return _with_options(dataset)

@@ -66,6 +66,11 @@ class Hardware:
   def is_chief(self):
     return distribution.is_chief(self.strategy)
 
+  @property
+  def length_multiple(self):
+    """Batch widths are rounded up to a multiple of this (see `input_pipeline`)."""
+    return input_pipeline.length_multiple(self.device, self.use_xla)
+
 
 def choose_hardware(use_tpu, tpu_name, tpu_zone, gcp_project, master, precision,
                     bucket_by_length, use_xla):
@@ -258,7 +263,8 @@ def train(model, hardware, train_split, settings, output_dir):
     training.run(
         model, optimizer, hardware.strategy,
         input_pipeline.train_dataset(train_features, plan, start_step,
-                                     pad_to_max=not hardware.bucket_by_length),
+                                     pad_to_max=not hardware.bucket_by_length,
+                                     length_multiple=hardware.length_multiple),
         start_step,
         training.LoopSettings(num_train_steps, settings.batch_size,
                               settings.save_checkpoints_steps, settings.steps_per_loop,
@@ -302,6 +308,7 @@ def probabilities_of(model, hardware, split, batch_size):
     return inference.predict_probabilities(model, hardware.strategy, split.features, batch_size,
                                            bucket_by_length=not hardware.static_shapes,
                                            pad_to_max=hardware.static_shapes,
+                                           length_multiple=hardware.length_multiple,
                                            on_batch=progress.update)
 
 

@@ -12,7 +12,7 @@
   python bench/throughput.py --bert_config_file=CFG --mode=predict --task_name=psychexp \
       --data_dir=D --vocab_file=V --batch_size=8 [--init_checkpoint=C]
   # Training on a task's train split through the real input pipeline (seeded plan, bucketed by
-  # length, each batch padded to its longest rounded up to 8); --steps defaults to one epoch:
+  # length, each batch padded as run_classifier pads it); --steps defaults to one epoch:
   python bench/throughput.py --bert_config_file=CFG --mode=train --task_name=psychexp \
       --data_dir=D --vocab_file=V
   # Feature conversion alone (texts per second):
@@ -112,6 +112,14 @@ def task_features(split="test"):
   return converted, time.perf_counter() - started
 
 
+def product_length_multiple():
+  """The width multiple run_classifier.py uses on this device with these flags."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import input_pipeline  # pylint: disable=g-import-not-at-top
+  device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+  return input_pipeline.length_multiple(device, FLAGS.jit_compile)
+
+
 def random_batch(tf, config, batch_size, seq_length, num_labels):
   rng = np.random.default_rng(0)
   inputs = {
@@ -132,7 +140,8 @@ def task_predict(model, strategy):
     started = time.perf_counter()
     converted, _ = task_features()
     inference.predict_probabilities(model, strategy, converted, FLAGS.batch_size,
-                                    FLAGS.bucket_by_length, pad_to_max=False)
+                                    FLAGS.bucket_by_length, pad_to_max=False,
+                                    length_multiple=product_length_multiple())
     timed.append(time.perf_counter() - started)
   n = converted.num_examples
   return {"examples": n, "examples_per_sec": n / min(timed[1:]),
@@ -150,7 +159,8 @@ def task_train(model, strategy):
   steps = FLAGS.steps or converted.num_examples // FLAGS.batch_size
   plan = input_pipeline.training_plan(converted.lengths, FLAGS.batch_size, steps, FLAGS.seed,
                                       FLAGS.bucket_by_length)
-  dataset = input_pipeline.train_dataset(converted, plan, pad_to_max=not FLAGS.bucket_by_length)
+  dataset = input_pipeline.train_dataset(converted, plan, pad_to_max=not FLAGS.bucket_by_length,
+                                         length_multiple=product_length_multiple())
   optimizer = training.make_optimizer(model, 2e-5, steps, steps // 10)
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
   loop = training.make_train_loop(model, optimizer, strategy, FLAGS.batch_size,
@@ -162,7 +172,7 @@ def task_train(model, strategy):
   for first in range(1, steps, 100):
     loop(iterator, tf.constant(min(100, steps - first)))[0].numpy()
   warm = time.perf_counter() - started
-  multiple = input_pipeline.DEFAULT_LENGTH_MULTIPLE
+  multiple = product_length_multiple()
   widths = (np.minimum(-(-converted.lengths[plan].max(axis=1) // multiple) * multiple,
                        FLAGS.max_seq_length) if FLAGS.bucket_by_length
             else np.full(steps, FLAGS.max_seq_length))

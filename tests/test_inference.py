@@ -15,7 +15,13 @@ from processors.base import InputExample
 from tests import conftest
 
 
-def test_bucketed_prediction_equals_fixed_padding_in_input_order(tiny_bert):
+# One batch of all 23 examples; batches of 64 tokens (3 to 16 rows, by width), exactly as wide
+# as their longest example or rounded up to 8.
+@pytest.mark.parametrize("tokens_per_batch,length_multiple", [(2048, 8), (64, 1), (64, 8)])
+def test_bucketed_prediction_equals_fixed_padding_in_input_order(tiny_bert, monkeypatch,
+                                                                  tokens_per_batch,
+                                                                  length_multiple):
+  monkeypatch.setattr(inference, "PREDICT_TOKENS_PER_BATCH", tokens_per_batch)
   config = modeling.BertConfig.from_json_file(tiny_bert["config_file"])
   model = classifier.MultiLabelClassifier(config, 3)
   modeling.load_checkpoint(model.bert, tiny_bert["checkpoint"])
@@ -27,7 +33,8 @@ def test_bucketed_prediction_equals_fixed_padding_in_input_order(tiny_bert):
   converted = features.convert_examples(examples, tokenizer, 32, 3)
   spread_logits(model, converted)
   strategy = tf.distribute.get_strategy()
-  bucketed = inference_probabilities(model, strategy, converted, bucket=True, pad=False)
+  bucketed = inference.predict_probabilities(model, strategy, converted, 4, bucket_by_length=True,
+                                             pad_to_max=False, length_multiple=length_multiple)
   fixed = inference_probabilities(model, strategy, converted, bucket=False, pad=True)
   assert bucketed.shape == fixed.shape == (23, 3)
   # The head multiplies the pooled output's rounding (~1e-7 of its ~0.3) by ~1000: up to 1e-4

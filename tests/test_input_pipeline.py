@@ -172,6 +172,38 @@ def test_predict_covers_every_example_once(small, bucket):
   np.testing.assert_array_equal(input_pipeline.restore_order(index, lengths), f.lengths)
 
 
+def test_token_budget_sizes():
+  # 40 tokens wide: max(2, 60 // 40) = 2 rows; 30: 2; 10: 6, of which 4 remain.
+  np.testing.assert_array_equal(
+      input_pipeline.token_budget_sizes([40, 30, 30, 20, 10, 5, 5, 1], 2, 60), [2, 2, 4])
+  np.testing.assert_array_equal(input_pipeline.token_budget_sizes([0, 0, 0], 1, 2), [2, 1])
+  assert input_pipeline.token_budget_sizes([], 8, 64).size == 0
+
+
+@pytest.mark.parametrize("length_multiple", [1, 8])
+def test_predict_by_tokens_covers_every_example_once(small, length_multiple):
+  f, _ = small
+  batches = as_numpy(input_pipeline.predict_dataset(f, batch_size=3, bucket_by_length=True,
+                                                    pad_to_max=False,
+                                                    length_multiple=length_multiple,
+                                                    tokens_per_batch=96))
+  index = np.concatenate([index for _, index in batches])
+  np.testing.assert_array_equal(index, input_pipeline.predict_order(f.lengths, True))
+  sizes = [len(rows) for _, rows in batches]
+  np.testing.assert_array_equal(
+      sizes, input_pipeline.token_budget_sizes(f.lengths[index], 3, 96))
+  assert len(set(sizes)) > 1
+  for inputs, rows in batches:
+    width = min(-(-f.lengths[rows].max() // length_multiple) * length_multiple, 32)
+    assert_inputs_equal(inputs, expected_inputs(f, rows, width))
+
+
+def test_length_multiple_is_one_on_a_cpu_without_xla():
+  assert input_pipeline.length_multiple("cpu", use_xla=False) == 1
+  for device, use_xla in (("cpu", True), ("gpu", False), ("tpu", True)):
+    assert input_pipeline.length_multiple(device, use_xla) == 8
+
+
 def test_predict_pad_to_max_fills_the_last_batch(small):
   f, _ = small
   dataset = input_pipeline.predict_dataset(f, batch_size=7, bucket_by_length=True, pad_to_max=True)
