@@ -209,6 +209,26 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
 
   loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
   iterations = _adam(optimizer).iterations
+  compile_update = (not jit_compile and not loss_scaled and not tf.distribute.has_strategy()
+                    and strategy is tf.distribute.get_strategy())
+
+  def apply_update(gradients, variables):
+    """Applies the optimizer; with `compile_update`, as one XLA computation.
+
+    Uncompiled, each variable's update is a dozen elementwise ops, each a pass over the
+    variable, its slots or a temporary; XLA fuses them into one pass. A training step of
+    all-MiniLM-L6-v2 on psychexp-like batches (32 x 32) took 957 ms instead of 1,087 on one
+    CPU core. Only on the default strategy: elsewhere the update holds the replicas'
+    all-reduce. Gradients go in dense (an embedding's IndexedSlices would vary in length with
+    the batch width and recompile), as the optimizer makes them anyway.
+    """
+    if not compile_update:
+      optimizer.apply_gradients(zip(gradients, variables))
+      return
+    present = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+    compiled = tf.function(lambda dense: optimizer.apply_gradients(
+        zip(dense, [v for _, v in present])), jit_compile=True)
+    compiled([tf.convert_to_tensor(g) for g, _ in present])
 
   def step_fn(features, labels):
     with tf.GradientTape() as tape:
@@ -221,7 +241,7 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
     variables = model.trainable_variables
     gradients = tape.gradient(scaled, variables)
     before = tf.identity(iterations)
-    optimizer.apply_gradients(zip(gradients, variables))
+    apply_update(gradients, variables)
     if loss_scaled:
       # The loss scale skips the update of a step whose gradients overflowed, and Keras then
       # leaves the step count alone. Counted anyway, the step count stays the batch count:

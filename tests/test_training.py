@@ -11,6 +11,7 @@ import checkpoints
 import classifier
 import modeling
 import training
+from tests.conftest import assert_close
 
 
 @pytest.fixture(name="loss_scaled")
@@ -105,3 +106,54 @@ def test_the_plan_record_is_json(tmp_path):
   training.record_plan(str(tmp_path), PLAN)
   with open(tmp_path / training.PLAN_FILE, encoding="utf-8") as f:
     assert json.load(f) == PLAN
+
+
+def test_the_compiled_update_equals_the_optimizer_applied_step_by_step(tiny_bert):
+  """On the default strategy the loop applies the optimizer as one XLA computation (dense
+  gradients, one shape for every batch width); weights, slots and step match the optimizer
+  applied eagerly to the same gradients."""
+  config = modeling.BertConfig.from_json_file(tiny_bert["config_file"])
+  config = modeling.BertConfig(**dict(config.to_dict(), hidden_dropout_prob=0.0,
+                                      attention_probs_dropout_prob=0.0))
+  rng = np.random.default_rng(1)
+  batches = []
+  for width in (8, 5, 11):  # The embedding gradient's IndexedSlices differ in length.
+    inputs = {"input_ids": tf.constant(rng.integers(1, config.vocab_size, (4, width)), tf.int32),
+              "input_mask": tf.ones((4, width), tf.int32),
+              "segment_ids": tf.zeros((4, width), tf.int32)}
+    batches.append((inputs, tf.constant(rng.integers(0, 2, (4, 3)), tf.float32)))
+  compiled, eager = (classifier.MultiLabelClassifier(config, 3) for _ in range(2))
+  for model in (compiled, eager):
+    model.dropout.rate = 0.0  # The head's own dropout; the config turned BERT's off.
+  for a, b in zip(compiled.trainable_variables, eager.trainable_variables):
+    b.assign(a)
+  initial = weights(compiled)
+  optimizers = [training.make_optimizer(model, 1e-2, 10, 2) for model in (compiled, eager)]
+  dataset = tf.data.Dataset.from_generator(
+      lambda: iter(batches), output_signature=(
+          {k: tf.TensorSpec([4, None], tf.int32) for k in batches[0][0]},
+          tf.TensorSpec([4, 3], tf.float32)))
+  loop = training.make_train_loop(compiled, optimizers[0], tf.distribute.get_strategy(), 4)
+  losses, norms = loop(iter(dataset), tf.constant(3))
+  for step, (inputs, labels) in enumerate(batches):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(classifier.per_example_loss(labels, eager(inputs, training=True))) / 4
+    optimizers[1].apply_gradients(zip(tape.gradient(loss, eager.trainable_variables),
+                                      eager.trainable_variables))
+    np.testing.assert_allclose(losses[step], loss, rtol=1e-5)
+  np.testing.assert_allclose(norms[-1], optimizers[1].gradient_norm.numpy(), rtol=1e-5)
+  assert training.global_step(optimizers[0]) == training.global_step(optimizers[1]) == 3
+  slots = [[optimizer.slot_variables(v) for v in model.trainable_variables]
+           for optimizer, model in zip(optimizers, (compiled, eager))]
+  # A gradient that is zero in exact arithmetic (the key bias's) is rounding noise, ~1e-11 in
+  # m and in the bias it moves: slots are compared on the scale of all slots of their kind,
+  # weights with a floor far below the ~1e-3 a step moves them.
+  scales = [max(np.abs(pair[kind].numpy()).max() for pair in slots[1]) for kind in (0, 1)]
+  for a, b, slots_a, slots_b in zip(compiled.trainable_variables, eager.trainable_variables,
+                                    *slots):
+    assert_close(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-9, err_msg=a.path)
+    for slot_a, slot_b, scale, kind in zip(slots_a, slots_b, scales, ("m", "v")):
+      assert_close(slot_a.numpy(), slot_b.numpy(), rtol=1e-5, atol=1e-5 * scale,
+                   err_msg=f"{a.path} {kind}")
+  # The weights moved by far more than the tolerance: the comparison could fail.
+  assert max(np.abs(a - b).max() for a, b in zip(weights(compiled), initial)) > 1e-3
