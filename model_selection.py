@@ -31,6 +31,7 @@ import checkpoints
 import distribution
 from errors import UserError
 import fileio
+import inference
 import metrics
 import summaries
 import thresholds
@@ -142,7 +143,7 @@ def forget(output_dir):
 
 
 def load_best(model, strategy, output_dir, metric):
-  """Loads the best checkpoint's weights into `model`; the chief reads, the others take them.
+  """Loads the best checkpoint's weights into `model` (see `inference.load`).
 
   Returns:
     Its `checkpoints.Identity` on the chief; None on other workers.
@@ -150,19 +151,17 @@ def load_best(model, strategy, output_dir, metric):
   Raises:
     UserError: `output_dir` holds no best checkpoint by `metric`.
   """
-  identity = None
+  prefix = None
   if distribution.is_chief(strategy):
     record = read_record(output_dir, metric)
     if record is None:
       raise UserError(f"--keep_best={metric}: {best_dir(output_dir)} holds no best checkpoint; "
                       "train with --keep_best, or leave the flag out to use the latest "
                       "checkpoint")
-    checkpoints.restore(model.checkpoint_variables(), best_prefix(output_dir, record))
-    identity = checkpoints.identify(best_prefix(output_dir, record))
-    logging.info("Predicting with the best checkpoint by dev %s, %s (step %d, %.5f)", metric,
-                 identity.prefix, identity.step, record.value)
-  distribution.sync_from_chief(strategy, list(model.checkpoint_variables().values()))
-  return identity
+    prefix = best_prefix(output_dir, record)
+    logging.info("The best checkpoint by dev %s: %s (step %d, %.5f)", metric, prefix,
+                 record.step, record.value)
+  return inference.load(model, strategy, output_dir, None, checkpoint=prefix)
 
 
 def check_dev_labels(labels, has_labels, metric):

@@ -206,14 +206,16 @@ def test_keep_best_keeps_the_checkpoint_of_the_best_dev_score(runs):
   np.testing.assert_array_equal(steps, EVALUATED)
   np.testing.assert_allclose(values, aucs, atol=6e-6)
   # Eval scored the best checkpoint: the dev mean AUC it wrote is the recorded one.
-  assert f"Predicting with the best checkpoint by dev mean_auc, {prefix}" in log
+  assert f"The best checkpoint by dev mean_auc: {prefix}" in log
+  assert f"Predicting with {prefix}" in log
   with open(output_dir / "eval_results.json", encoding="utf-8") as f:
     assert json.load(f)["mean_auc"] == pytest.approx(record["value"], rel=1e-5)
 
 
 def test_predict_after_training_uses_the_best_weights(runs):
   trained, again = runs["dirs"]["best"], runs["dirs"]["predicted"]
-  assert "Predicting with the best checkpoint" in runs["logs"]["predicted"]
+  assert "Predicting with " + os.path.join(trained.parent, "predicted", "best", "model.ckpt-") in (
+      runs["logs"]["predicted"])
   _, ids, expected = clitools.read_tsv(trained / "test_results.tsv")
   _, again_ids, predicted = clitools.read_tsv(again / "test_results.tsv")
   assert again_ids == ids
