@@ -12,6 +12,7 @@ that all take the same path.
 
 import dataclasses
 import glob
+import math
 import os
 
 from absl import logging
@@ -231,6 +232,8 @@ def train(model, hardware, train_split, settings, output_dir, dev=None, decision
                     f"{settings.num_train_epochs} epochs make no full batch of "
                     f"{settings.batch_size}")
   num_warmup_steps = int(num_train_steps * settings.warmup_proportion)
+  # Rounded up, so that a fraction of an epoch left at the end is not evaluated twice.
+  steps_per_epoch = math.ceil(num_train_steps / settings.num_train_epochs)
   _check_training_plan(hardware, output_dir, {
       training.TRAINING_DATA: train_split.fingerprint,
       "train_batch_size": settings.batch_size,
@@ -294,8 +297,7 @@ def train(model, hardware, train_split, settings, output_dir, dev=None, decision
         training.LoopSettings(num_train_steps, settings.batch_size,
                               settings.save_checkpoints_steps, settings.steps_per_loop,
                               settings.keep_checkpoint_max,
-                              settings.eval_every_steps or
-                              max(int(train_features.num_examples / settings.batch_size), 1)),
+                              settings.eval_every_steps or steps_per_epoch),
         output_dir, jit_compile=hardware.use_xla, on_log=on_log, pos_weight=pos_weight,
         on_evaluate=evaluator)
   if events:
@@ -503,6 +505,9 @@ def say_where_results_are(hardware, output_dir):
   latest = checkpoints.latest(output_dir)
   if latest:
     logging.info("Checkpoint: %s", latest)
+  best = checkpoints.latest(model_selection.best_dir(output_dir))
+  if best:
+    logging.info("Best checkpoint by dev score (--keep_best): %s", best)
   if found:
     logging.info("Results in %s: %s", output_dir, ", ".join(found))
   if os.path.exists(os.path.join(output_dir, report.REPORT_FILE)):

@@ -35,9 +35,10 @@ EVALUATED = list(range(4, STEPS, 4)) + [STEPS]
 KEEP_BEST_FLAGS = ("--keep_best=mean_auc", "--eval_every_steps=4", "--num_train_epochs=4",
                    "--learning_rate=1e-3", "--save_checkpoints_steps=10",
                    "--keep_checkpoint_max=1", "--log_steps=2", "--cutoff_type=static")
-# Patience 2 at learning rate 0 (see `fixture_runs`).
-STOPPED_FLAGS = ("--keep_best=micro_f1", "--eval_every_steps=2", "--early_stopping_patience=2",
-                 "--learning_rate=0", "--num_train_epochs=3", "--save_checkpoints_steps=100")
+# Patience 1 at learning rate 0, evaluating once an epoch (see `fixture_runs`): 3 epochs of
+# 13.5 steps are 40 steps, an epoch's evaluation every ceil(40 / 3) = 14.
+STOPPED_FLAGS = ("--keep_best=micro_f1", "--early_stopping_patience=1", "--learning_rate=0",
+                 "--num_train_epochs=3", "--save_checkpoints_steps=100")
 DEV_LINE = re.compile(r"Dev at step (\d+): mean_auc (\d\.\d+), micro_f1 (\d\.\d+)")
 
 
@@ -89,7 +90,7 @@ def fixture_runs(tiny_bert, data_dir, tmp_path_factory):
 
     1. `best`: --keep_best, then eval and predict. `stopped`: early stopping; it trains at
        learning rate 0, so that every evaluation scores the same, none improves on the first,
-       and patience 2 stops at the third. `killed`: the command of `best`, killed after an
+       and patience 1 stops at the second. `killed`: the command of `best`, killed after an
        evaluation that its checkpoints had not reached.
     2. `predicted`: predict only, with --keep_best, on a copy of `best`. `stopped` and `killed`
        run again.
@@ -245,15 +246,16 @@ def test_a_killed_run_resumes_with_its_record(runs):
 
 def test_early_stopping_stops_and_a_rerun_trains_no_further(runs):
   output_dir = runs["dirs"]["stopped"]
-  assert [step for step, _, _ in logged_evaluations(runs["logs"]["stopped"])] == [2, 4, 6]
+  assert [step for step, _, _ in logged_evaluations(runs["logs"]["stopped"])] == [14, 28]
   record = read_record(output_dir)
-  assert record["step"] == 2 and record["stopped_early"]
-  assert record["evaluations_without_improvement"] == 2
-  assert tf.train.latest_checkpoint(str(output_dir)).endswith("model.ckpt-6")
+  assert record["step"] == 14 and record["stopped_early"]
+  assert record["evaluations_without_improvement"] == 1
+  # The stop saved a checkpoint where it stopped, short of the 40 steps.
+  assert tf.train.latest_checkpoint(str(output_dir)).endswith("model.ckpt-28")
   rerun = runs["logs"]["stopped_again"]
   assert "training is complete" in rerun and "Dev at step" not in rerun
   assert sorted(os.listdir(output_dir)) == runs["stopped_files"]
-  assert tf.train.latest_checkpoint(str(output_dir)).endswith("model.ckpt-6")
+  assert tf.train.latest_checkpoint(str(output_dir)).endswith("model.ckpt-28")
   assert read_record(output_dir) == record
 
 
