@@ -13,11 +13,12 @@ import input_pipeline
 from errors import UserError
 
 
-def load(model, strategy, output_dir, init_checkpoint):
+def load(model, strategy, output_dir, init_checkpoint, checkpoint=None):
   """Loads the weights to predict with, as the Estimator chose them.
 
   The latest checkpoint in `output_dir` wins over `init_checkpoint`: the original README's
   predict command passes the pre-trained checkpoint and still predicts with the fine-tuned one.
+  `checkpoint`, a prefix (the best one of `model_selection`), wins over both.
   The chief chooses and reads; every other worker takes the chief's weights.
 
   Returns:
@@ -28,7 +29,7 @@ def load(model, strategy, output_dir, init_checkpoint):
   """
   identity = None
   if distribution.is_chief(strategy):
-    source = checkpoints.latest(output_dir) or init_checkpoint
+    source = checkpoint or checkpoints.latest(output_dir) or init_checkpoint
     if not source:
       raise UserError(f"nothing to predict with: no checkpoint in --output_dir {output_dir} and "
                       "no --init_checkpoint")

@@ -166,6 +166,24 @@ flags.DEFINE_float(
 flags.DEFINE_integer("keep_checkpoint_max", 5,
                      "How many of the newest checkpoints to keep in --output_dir.", lower_bound=1)
 
+flags.DEFINE_integer(
+    "eval_every_steps", 0,
+    "Score the dev split every this many training steps, and at the last step: a log line and "
+    "TensorBoard's eval/ folder. 0: once an epoch where --keep_best is set, else never.",
+    lower_bound=0)
+
+flags.DEFINE_enum(
+    "keep_best", "none", ["none", "mean_auc", "micro_f1", "macro_f1", "weighted_f1"],
+    "Keep the checkpoint with the best dev score by this metric in --output_dir/best, which "
+    "eval, thresholds and predict then use, also in later runs given this flag. F1 is measured "
+    "at the static --cut_off, so that the choice of checkpoint is not tuned on the thresholds "
+    "it is scored with. none: eval and predict use the latest checkpoint.")
+
+flags.DEFINE_integer(
+    "early_stopping_patience", 0,
+    "Stop training after this many dev evaluations in a row without an improvement of the "
+    "--keep_best metric, which it needs. 0: never stop early.", lower_bound=0)
+
 flags.DEFINE_enum(
     "precision", "auto", ["auto", "fp32", "bf16", "fp16"],
     "Numeric precision of the model's matrix work. auto: bf16 on TPUs and on GPUs that support "
@@ -231,6 +249,17 @@ flags.register_multi_flags_validator(
     ["do_train", "num_train_epochs"],
     lambda values: not values["do_train"] or values["num_train_epochs"] > 0,
     "--num_train_epochs must be positive")
+flags.register_multi_flags_validator(
+    ["early_stopping_patience", "keep_best"],
+    lambda values: not values["early_stopping_patience"] or values["keep_best"] != "none",
+    "--early_stopping_patience counts evaluations without improvement of the --keep_best "
+    "metric: set --keep_best too")
+flags.register_multi_flags_validator(
+    ["do_train", "eval_every_steps", "early_stopping_patience"],
+    lambda values: values["do_train"] or not (values["eval_every_steps"] or
+                                              values["early_stopping_patience"]),
+    "--eval_every_steps and --early_stopping_patience act during training: they need "
+    "--do_train")
 flags.register_validator("head_learning_rate", lambda rate: rate is None or rate > 0,
                          "--head_learning_rate must be positive")
 
@@ -261,8 +290,10 @@ def main(argv):
   output_dir = FLAGS.output_dir
   workflow.prepare_output_dir(output_dir, hardware.is_chief)
 
+  keep_best = None if FLAGS.keep_best == "none" else FLAGS.keep_best
   needed = [workflow.TRAIN] if FLAGS.do_train else []
-  if FLAGS.do_eval or (FLAGS.do_predict and FLAGS.cutoff_type == "dynamic"):
+  if (FLAGS.do_eval or (FLAGS.do_predict and FLAGS.cutoff_type == "dynamic") or
+      (FLAGS.do_train and (FLAGS.eval_every_steps or keep_best))):
     needed.append(workflow.DEV)
   if FLAGS.do_predict:
     needed.append(workflow.TEST)
@@ -273,6 +304,7 @@ def main(argv):
     label_set.save(output_dir, label_names)  # The data is read: the label set is final.
   model = workflow.build_model(hardware, bert_config, len(label_names), FLAGS.add_dense,
                                FLAGS.seed, FLAGS.pooling)
+  decisions = workflow.Decisions(tuple(label_names), FLAGS.cutoff_type, FLAGS.cut_off)
 
   if FLAGS.do_train:
     workflow.train(model, hardware, splits[workflow.TRAIN], workflow.TrainSettings(
@@ -282,15 +314,18 @@ def main(argv):
         save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         steps_per_loop=min(FLAGS.iterations_per_loop, FLAGS.log_steps),
         keep_checkpoint_max=FLAGS.keep_checkpoint_max, init_checkpoint=FLAGS.init_checkpoint,
-        adam_bias_correction=FLAGS.adam_bias_correction, pos_weight=FLAGS.pos_weight),
-        output_dir)
+        adam_bias_correction=FLAGS.adam_bias_correction, pos_weight=FLAGS.pos_weight,
+        eval_every_steps=FLAGS.eval_every_steps, keep_best=keep_best,
+        early_stopping_patience=FLAGS.early_stopping_patience,
+        eval_batch_size=FLAGS.eval_batch_size),
+        output_dir, splits.get(workflow.DEV), decisions)
   if not (FLAGS.do_eval or FLAGS.do_predict):
     workflow.say_where_results_are(hardware, output_dir)
     return
 
   checkpoint = workflow.weights_for_prediction(model, hardware, output_dir,
-                                               FLAGS.init_checkpoint, trained=FLAGS.do_train)
-  decisions = workflow.Decisions(tuple(label_names), FLAGS.cutoff_type, FLAGS.cut_off)
+                                               FLAGS.init_checkpoint, trained=FLAGS.do_train,
+                                               keep_best=keep_best)
   cut_offs = FLAGS.cut_off if FLAGS.cutoff_type == "static" else None
   scored = []
   if FLAGS.do_eval:

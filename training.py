@@ -194,6 +194,7 @@ class LoopSettings:
   save_checkpoints_steps: int
   iterations_per_loop: int
   keep_checkpoints: int
+  eval_every_steps: int = 0  # With `run`'s on_evaluate; the last step is evaluated too.
 
 
 def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=False,
@@ -269,7 +270,7 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
 
 
 def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, jit_compile=False,
-        on_log=None, pos_weight=None):
+        on_log=None, pos_weight=None, on_evaluate=None):
   """Trains from `start_step` to `settings.num_train_steps`, checkpointing as it goes.
 
   Args:
@@ -286,6 +287,10 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
       {"loss", "learning_rate", "gradient_norm", "examples_per_second"}: floats, the loss and
       gradient norm averaged over the steps since the previous call.
     pos_weight: as for `make_train_loop`.
+    on_evaluate: None, or a function called with the step after every
+      `settings.eval_every_steps`-th step and after the last one, before that step's checkpoint
+      is saved. It returns whether to stop training there, the same on every worker; a stop
+      saves a checkpoint at that step.
 
   Raises:
     TrainingDiverged: a step's loss was NaN or infinite. Nothing after the last checkpoint is
@@ -304,8 +309,11 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
   logging.info("Training steps %d to %d, %d examples per step", start_step, total,
                settings.global_batch_size)
   while step < total:
-    to_checkpoint = settings.save_checkpoints_steps - step % settings.save_checkpoints_steps
-    num_steps = min(settings.iterations_per_loop, to_checkpoint, total - step)
+    intervals = [settings.save_checkpoints_steps]
+    if on_evaluate:
+      intervals.append(settings.eval_every_steps)
+    num_steps = min([settings.iterations_per_loop, total - step] +
+                    [every - step % every for every in intervals])
     loop_started = time.time()
     losses, gradient_norms = (t.numpy() for t in train_loop(iterator, tf.constant(num_steps)))
     bad = np.flatnonzero(~np.isfinite(losses))
@@ -324,14 +332,20 @@ def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, j
                  scalars["examples_per_second"], console.format_duration(remaining))
     if on_log:
       on_log(step, scalars)
-    if step % settings.save_checkpoints_steps == 0 or step == total:
+    evaluate = bool(on_evaluate) and (step % settings.eval_every_steps == 0 or step == total)
+    checkpoint = step % settings.save_checkpoints_steps == 0 or step == total
+    if checkpoint or evaluate:
       # The last update of a loop is only judged by the next loss: check the weights themselves
-      # so that no checkpoint holds NaN or infinity.
+      # so that no checkpoint holds NaN or infinity, and no evaluation scores them.
       if not all(bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))))
                  for v in model.trainable_variables):
         raise _diverged(output_dir, f"the weights became NaN or infinite by step {step}")
-      if distribution.is_chief(strategy):
-        logging.info("Saved %s", save(model, optimizer, output_dir, settings.keep_checkpoints))
+    stop = evaluate and on_evaluate(step)
+    if (checkpoint or stop) and distribution.is_chief(strategy):
+      logging.info("Saved %s", save(model, optimizer, output_dir, settings.keep_checkpoints))
+    if stop:
+      logging.info("Stopped early at step %d of %d", step, total)
+      return
 
 
 def _diverged(output_dir, what):

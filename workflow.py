@@ -12,6 +12,7 @@ that all take the same path.
 
 import dataclasses
 import glob
+import math
 import os
 
 from absl import logging
@@ -27,6 +28,7 @@ import feature_cache
 import input_pipeline
 import inference
 import metrics
+import model_selection
 import modeling
 import predictions
 import report
@@ -205,10 +207,23 @@ class TrainSettings:
   init_checkpoint: object  # str or None
   adam_bias_correction: bool
   pos_weight: str  # "none" or "auto"
+  # Dev evaluation during training (see model_selection.py); off by default.
+  eval_every_steps: int = 0  # 0: once an epoch where keep_best is set, else never.
+  keep_best: object = None  # None or a key of `model_selection.METRICS`.
+  early_stopping_patience: int = 0
+  eval_batch_size: int = 8
+
+  @property
+  def evaluates(self):
+    return bool(self.eval_every_steps or self.keep_best)
 
 
-def train(model, hardware, train_split, settings, output_dir):
+def train(model, hardware, train_split, settings, output_dir, dev=None, decisions=None):
   """Fine-tunes `model` on `train_split`, resuming from `output_dir`'s newest checkpoint.
+
+  With `settings.evaluates`, also scores `dev` (a `Split`) during training, with the label
+  names and `--cut_off` of `decisions`, keeps the best checkpoint and stops early as the
+  settings say; a run that stopped early does not train on.
 
   Raises:
     UserError: no full batch, or a resume that would change the training plan.
@@ -222,6 +237,8 @@ def train(model, hardware, train_split, settings, output_dir):
                     f"{settings.num_train_epochs} epochs make no full batch of "
                     f"{settings.batch_size}")
   num_warmup_steps = int(num_train_steps * settings.warmup_proportion)
+  # Rounded up, so that a fraction of an epoch left at the end is not evaluated twice.
+  steps_per_epoch = math.ceil(num_train_steps / settings.num_train_epochs)
   _check_training_plan(hardware, output_dir, {
       training.TRAINING_DATA: train_split.fingerprint,
       "train_batch_size": settings.batch_size,
@@ -234,7 +251,24 @@ def train(model, hardware, train_split, settings, output_dir):
       "adam_bias_correction": settings.adam_bias_correction,
       "pos_weight": settings.pos_weight,
       "pooling": model.pooling,
+      # Off is None, which is also what a record from before these flags existed gives.
+      "eval_every_steps": settings.eval_every_steps or None,
+      "keep_best": settings.keep_best,
+      "early_stopping_patience": settings.early_stopping_patience or None,
   })
+  evaluator = None
+  if settings.evaluates:
+    evaluator = model_selection.Evaluator(
+        model, hardware.strategy, output_dir,
+        lambda: probabilities_of(model, hardware, dev, settings.eval_batch_size),
+        dev.features.labels, dev.features.has_labels, decisions.label_names,
+        decisions.cut_off, settings.keep_best, settings.early_stopping_patience,
+        fresh_start=checkpoints.latest(output_dir) is None)
+    if evaluator.stopped_early:
+      logging.info("Training stopped early in an earlier run (see %s): training is complete",
+                   model_selection.best_dir(output_dir))
+      evaluator.close()
+      return
   with hardware.strategy.scope():
     optimizer = training.make_optimizer(model, settings.learning_rate, num_train_steps,
                                         num_warmup_steps, hardware.precision,
@@ -268,10 +302,14 @@ def train(model, hardware, train_split, settings, output_dir):
         start_step,
         training.LoopSettings(num_train_steps, settings.batch_size,
                               settings.save_checkpoints_steps, settings.steps_per_loop,
-                              settings.keep_checkpoint_max),
-        output_dir, jit_compile=hardware.use_xla, on_log=on_log, pos_weight=pos_weight)
+                              settings.keep_checkpoint_max,
+                              settings.eval_every_steps or steps_per_epoch),
+        output_dir, jit_compile=hardware.use_xla, on_log=on_log, pos_weight=pos_weight,
+        on_evaluate=evaluator)
   if events:
     events.close()
+  if evaluator:
+    evaluator.close()
 
 
 def _check_training_plan(hardware, output_dir, plan_inputs):
@@ -286,16 +324,21 @@ def _check_training_plan(hardware, output_dir, plan_inputs):
     training.record_plan(output_dir, plan_inputs)
 
 
-def weights_for_prediction(model, hardware, output_dir, init_checkpoint, trained):
+def weights_for_prediction(model, hardware, output_dir, init_checkpoint, trained,
+                           keep_best=None):
   """Makes `model` hold the weights that eval and predict use.
 
-  After training in this run, those are the trained weights already in memory, the same on
-  every worker; reading them back from disk would race the chief's last save. Otherwise they
-  are loaded as the Estimator chose them (see `inference.load`).
+  With `keep_best` (a metric), those of the best checkpoint by that dev metric (see
+  `model_selection`), after training or not. Else, after training in this run, the trained
+  weights already in memory, the same on every worker; reading them back from disk would race
+  the chief's last save. Otherwise they are loaded as the Estimator chose them (see
+  `inference.load`).
 
   Returns:
     The `checkpoints.Identity` of those weights on the chief; None on other workers.
   """
+  if keep_best:
+    return model_selection.load_best(model, hardware.strategy, output_dir, keep_best)
   if not trained:
     return inference.load(model, hardware.strategy, output_dir, init_checkpoint)
   return checkpoints.identify(checkpoints.latest(output_dir)) if hardware.is_chief else None
@@ -469,6 +512,9 @@ def say_where_results_are(hardware, output_dir):
   latest = checkpoints.latest(output_dir)
   if latest:
     logging.info("Checkpoint: %s", latest)
+  best = checkpoints.latest(model_selection.best_dir(output_dir))
+  if best:
+    logging.info("Best checkpoint by dev score (--keep_best): %s", best)
   if found:
     logging.info("Results in %s: %s", output_dir, ", ".join(found))
   if os.path.exists(os.path.join(output_dir, report.REPORT_FILE)):
