@@ -62,8 +62,8 @@ def _serialize(features):
             value=[int(features.has_labels[i])])),
         "guid": tf.train.Feature(bytes_list=tf.train.BytesList(
             value=[features.guids[i].encode("utf-8")])),
-        "example_index": tf.train.Feature(int64_list=tf.train.Int64List(
-            value=[features.example_index[i]])),
+        "document_index": tf.train.Feature(int64_list=tf.train.Int64List(
+            value=[features.document_index[i]])),
     }
     yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -91,7 +91,7 @@ def _write_cache(cache_path, features, cache_fingerprint):
   fileio.atomic_write_text(sidecar_path, json.dumps({
       "format": _CACHE_FORMAT,
       "fingerprint": cache_fingerprint,
-      "num_examples": len(windows.first_rows(features.example_index)),
+      "num_examples": len(windows.first_rows(features.document_index)),
       "num_rows": features.num_examples,
       "max_seq_length": features.max_seq_length,
       "num_labels": features.num_labels,
@@ -112,7 +112,7 @@ def _read_cache(cache_path, num_rows, max_seq_length, num_labels):
       "labels": tf.io.FixedLenFeature([num_labels], tf.float32),
       "has_labels": tf.io.FixedLenFeature([], tf.int64),
       "guid": tf.io.FixedLenFeature([], tf.string),
-      "example_index": tf.io.FixedLenFeature([], tf.int64),
+      "document_index": tf.io.FixedLenFeature([], tf.int64),
   }
 
   def parse(serialized):
@@ -128,7 +128,7 @@ def _read_cache(cache_path, num_rows, max_seq_length, num_labels):
     raise ValueError(f"expected {num_rows} records")
   columns = {k: np.concatenate([c[k] for c in chunks])
              for k in ("input_ids", "lengths", "first_segment_length", "labels", "has_labels",
-                       "guid", "example_index")}
+                       "guid", "document_index")}
   lengths = columns["lengths"].astype(np.int32)
   first_segment_lengths = columns["first_segment_length"]
   if np.any(lengths > max_seq_length) or np.any(first_segment_lengths > lengths):
@@ -142,7 +142,7 @@ def _read_cache(cache_path, num_rows, max_seq_length, num_labels):
       segment_ids=segment_ids.reshape(num_rows, max_seq_length), lengths=lengths,
       labels=columns["labels"].astype(np.float32).reshape(num_rows, num_labels),
       has_labels=columns["has_labels"].astype(bool),
-      example_index=columns["example_index"].astype(np.int32))
+      document_index=columns["document_index"].astype(np.int32))
 
 
 def _load_cache(cache_path, cache_fingerprint, examples, max_seq_length, num_labels):
@@ -168,7 +168,7 @@ def _load_cache(cache_path, cache_fingerprint, examples, max_seq_length, num_lab
       return None, "record file has the wrong size"
     features = _read_cache(cache_path, sidecar["num_rows"], max_seq_length,
                            sidecar["num_labels"])
-    examples_read = features.per_example()
+    examples_read = features.per_document()
   except (OSError, KeyError, TypeError, ValueError, tf.errors.OpError) as e:
     return None, f"unreadable record file ({type(e).__name__})"
   # A cheap guard against a fingerprint that missed an input (the dev hold-out, say).

@@ -15,18 +15,19 @@ import windows
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Features:
-  """Model inputs of n rows, as numpy arrays: one row per example, or with windows (see
-  `windows.Options`) one per window, the rows of an example consecutive and in example order.
+  """Model inputs of n rows, as numpy arrays: one per input example, or with windows (see
+  `windows.Options`) one per window of it. The model's "examples" are these rows; the input
+  example a row comes from is its document, whose rows are consecutive, in document order.
 
   Attributes:
-    guids: tuple of n str, the ids of the rows' examples.
+    guids: tuple of n str, the ids of the rows' documents.
     input_ids: int32 [n, max_seq_length], `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` word-piece
       ids, zero-padded.
     segment_ids: int32 [n, max_seq_length], 0 on `[CLS] a [SEP]`, 1 on `b [SEP]`, 0 on padding.
     lengths: int32 [n], the number of real tokens; the input mask is `position < length`.
     labels: float32 [n, num_labels], 0/1 targets; all zeros where `has_labels` is False.
     has_labels: bool [n], False for unscored rows (an unlabelled test row, say).
-    example_index: int32 [n], the example of each row; by default `arange(n)`, a row each.
+    document_index: int32 [n], the document of each row; by default `arange(n)`, a row each.
   """
   guids: Sequence[str]
   input_ids: np.ndarray
@@ -34,11 +35,11 @@ class Features:
   lengths: np.ndarray
   labels: np.ndarray
   has_labels: np.ndarray
-  example_index: np.ndarray = None
+  document_index: np.ndarray = None
 
   def __post_init__(self):
-    if self.example_index is None:
-      object.__setattr__(self, "example_index", np.arange(self.num_examples, dtype=np.int32))
+    if self.document_index is None:
+      object.__setattr__(self, "document_index", np.arange(self.num_examples, dtype=np.int32))
 
   @property
   def num_examples(self):
@@ -57,15 +58,15 @@ class Features:
     """int32 [n, max_seq_length], 1 on real tokens, 0 on padding."""
     return (np.arange(self.max_seq_length) < self.lengths[:, None]).astype(np.int32)
 
-  def per_example(self):
-    """`Features` of the examples, one row each, their first: what scores and names them.
+  def per_document(self):
+    """`Features` of the documents, one row each, their first: what scores and names them.
 
-    Returns self when every example has one row.
+    Returns self when every document has one row.
 
     Raises:
-      ValueError: the rows are not grouped by example (see `windows.first_rows`).
+      ValueError: the rows are not grouped by document (see `windows.first_rows`).
     """
-    first = windows.first_rows(self.example_index)
+    first = windows.first_rows(self.document_index)
     if len(first) == self.num_examples:
       return self
     return Features(guids=tuple(self.guids[i] for i in first), input_ids=self.input_ids[first],
@@ -151,7 +152,7 @@ def convert_examples(examples, tokenizer, max_seq_length, num_labels=None,
       ids_b[i] = ids
   _check_max_seq_length(max_seq_length, has_pairs=any(b is not None for b in ids_b))
 
-  rows = []  # (example index, kept ids of a, kept ids of b), a row's inputs.
+  rows = []  # (document index, kept ids of a, kept ids of b), a row's inputs.
   for i, (a, b) in enumerate(zip(ids_a, ids_b)):
     if b is None:
       rows.extend((i, piece, ()) for piece in long_texts.pieces(a, max_seq_length - 2))
@@ -177,13 +178,13 @@ def convert_examples(examples, tokenizer, max_seq_length, num_labels=None,
       length += len(b) + 1
     lengths[r] = length
 
-  example_index = np.array([i for i, _, _ in rows], dtype=np.int32)
+  document_index = np.array([i for i, _, _ in rows], dtype=np.int32)
   labels = np.zeros([len(examples), num_labels], dtype=np.float32)
   has_labels = np.array([e.labels is not None for e in examples], dtype=bool)
   if has_labels.any():
     labels[has_labels] = [e.labels for e in examples if e.labels is not None]
   guids = [e.guid for e in examples]
-  return Features(guids=tuple(guids[i] for i in example_index), input_ids=input_ids,
-                  segment_ids=segment_ids, lengths=lengths, labels=labels[example_index],
-                  has_labels=has_labels[example_index], example_index=example_index)
+  return Features(guids=tuple(guids[i] for i in document_index), input_ids=input_ids,
+                  segment_ids=segment_ids, lengths=lengths, labels=labels[document_index],
+                  has_labels=has_labels[document_index], document_index=document_index)
 

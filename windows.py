@@ -112,42 +112,42 @@ def window_starts(length, budget, doc_stride):
   return list(range(0, length - budget, doc_stride)) + [length - budget]
 
 
-def first_rows(example_index):
-  """Returns int [num_examples], the first row of each example.
+def first_rows(document_index):
+  """Returns int [num_documents], the first row of each document (input example).
 
   Args:
-    example_index: int [rows], the example of each row: 0, ..., 0, 1, ..., 1, ..., each example
-      from 0 on with at least one row (as `features.convert_examples` makes them).
+    document_index: int [rows], the document of each row: 0, ..., 0, 1, ..., 1, ..., each
+      document from 0 on with at least one row (as `features.convert_examples` makes them).
 
   Raises:
-    ValueError: `example_index` is not of that form.
+    ValueError: `document_index` is not of that form.
   """
-  steps = np.diff(np.asarray(example_index), prepend=-1)
+  steps = np.diff(np.asarray(document_index), prepend=-1)
   if np.any((steps != 0) & (steps != 1)):
-    raise ValueError("rows are not grouped by example in example order")
+    raise ValueError("rows are not grouped by document in document order")
   return np.flatnonzero(steps)
 
 
-def pool(probabilities, example_index, pooling):
-  """Combines the probabilities of each example's rows (windows) per label.
+def pool(probabilities, document_index, pooling):
+  """Combines the probabilities of each document's rows (windows) per label.
 
-  An example of one row keeps its probabilities bit for bit, with either pooling.
+  A document of one row keeps its probabilities bit for bit, with either pooling.
 
   Args:
     probabilities: float32 [rows, k], row r's probabilities.
-    example_index: int [rows], as for `first_rows`.
+    document_index: int [rows], as for `first_rows`.
     pooling: "max" or "mean".
 
   Returns:
-    float32 [num_examples, k], in example order.
+    float32 [num_documents, k], in document order.
   """
-  starts = first_rows(example_index)
-  if len(starts) == len(example_index):
+  starts = first_rows(document_index)
+  if len(starts) == len(document_index):
     return probabilities
   if pooling == "max":
     return np.maximum.reduceat(probabilities, starts, axis=0)
   if pooling == "mean":
-    counts = np.diff(np.append(starts, len(example_index)))
+    counts = np.diff(np.append(starts, len(document_index)))
     sums = np.add.reduceat(np.asarray(probabilities, np.float64), starts, axis=0)
     return (sums / counts[:, None]).astype(np.float32)
   raise ValueError(f"unknown pooling {pooling!r}, not one of {POOLINGS}")

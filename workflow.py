@@ -156,13 +156,14 @@ class Split:
 
   @functools.cached_property
   def documents(self):
-    """`features.Features` of the examples, one row each: their ids, labels and count."""
-    return self.features.per_example()
+    """`features.Features` of the documents (input examples), one row each: their ids, labels
+    and count."""
+    return self.features.per_document()
 
   @property
   def probabilities_key(self):
-    """Identifies the split's per-example probabilities for given weights: the features' digest,
-    and the pooling where some example has several windows."""
+    """Identifies the split's per-document probabilities for given weights: the features'
+    digest, and the pooling where some document has several windows."""
     if self.documents is self.features:
       return self.fingerprint
     return feature_cache.fingerprint(self.fingerprint, self.long_texts.pooling)
@@ -333,7 +334,7 @@ def probabilities_of(model, hardware, split, batch_size):
                                            bucket_by_length=not hardware.static_shapes,
                                            pad_to_max=hardware.static_shapes,
                                            on_batch=progress.update)
-  return windows.pool(rows, split.features.example_index, split.long_texts.pooling)
+  return windows.pool(rows, split.features.document_index, split.long_texts.pooling)
 
 
 @dataclasses.dataclass(frozen=True)

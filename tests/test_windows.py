@@ -97,7 +97,7 @@ def test_windows_are_rows_with_their_documents_labels():
   converted = features.convert_examples(examples, FakeTokenizer(), 6, 2,
                                         windows.Options(doc_stride=3))
   # b's 10 tokens in windows of 4, every 3: 0-3, 3-6, 6-9.
-  np.testing.assert_array_equal(converted.example_index, [0, 1, 1, 1, 2])
+  np.testing.assert_array_equal(converted.document_index, [0, 1, 1, 1, 2])
   assert converted.guids == ("a", "b", "b", "b", "c")
   vocab = FakeTokenizer().vocab
   for row, first in zip((1, 2, 3), (1, 4, 7)):
@@ -106,21 +106,21 @@ def test_windows_are_rows_with_their_documents_labels():
         [2] + [vocab[f"w{i}"] for i in range(first, first + 4)] + [3])
   np.testing.assert_array_equal(converted.labels, [[1, 0], [0, 1], [0, 1], [0, 1], [0, 0]])
   np.testing.assert_array_equal(converted.has_labels, [True, True, True, True, False])
-  documents = converted.per_example()
+  documents = converted.per_document()
   assert documents.guids == ("a", "b", "c") and documents.num_examples == 3
   np.testing.assert_array_equal(documents.labels, [[1, 0], [0, 1], [0, 0]])
   np.testing.assert_array_equal(documents.has_labels, [True, True, False])
   unwindowed = features.convert_examples(examples, FakeTokenizer(), 6, 2)
-  assert unwindowed.per_example() is unwindowed
+  assert unwindowed.per_document() is unwindowed
 
 
 def test_pool_of_rows():
   probabilities = np.array([[0.1, 0.9], [0.2, 0.3], [0.6, 0.1], [0.4, 0.2], [0.7, 0.8]],
                            np.float32)
-  example_index = [0, 1, 1, 1, 2]
-  np.testing.assert_array_equal(windows.pool(probabilities, example_index, "max"),
+  document_index = [0, 1, 1, 1, 2]
+  np.testing.assert_array_equal(windows.pool(probabilities, document_index, "max"),
                                 np.array([[0.1, 0.9], [0.6, 0.3], [0.7, 0.8]], np.float32))
-  mean = windows.pool(probabilities, example_index, "mean")
+  mean = windows.pool(probabilities, document_index, "mean")
   assert mean.dtype == np.float32
   conftest.assert_close(mean, [[0.1, 0.9], [0.4, 0.2], [0.7, 0.8]], rtol=1e-6)
   assert windows.pool(probabilities, np.arange(5), "mean") is probabilities
@@ -159,8 +159,8 @@ def test_document_of_three_windows_gets_the_pool_of_its_windows(window_model, po
               InputExample("short2", "a ghost in the city")]
   long_texts = windows.Options(doc_stride=7, pooling=pooling)
   converted = features.convert_examples(examples, tokenizer, 16, 3, long_texts)
-  np.testing.assert_array_equal(converted.example_index, [0, 1, 1, 1, 2])
-  pooled = windows.pool(alone(model, converted), converted.example_index, pooling)
+  np.testing.assert_array_equal(converted.document_index, [0, 1, 1, 1, 2])
+  pooled = windows.pool(alone(model, converted), converted.document_index, pooling)
   assert pooled.shape == (3, 3)
 
   # The windows as texts of their own, predicted separately.
