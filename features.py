@@ -152,39 +152,45 @@ def convert_examples(examples, tokenizer, max_seq_length, num_labels=None,
       ids_b[i] = ids
   _check_max_seq_length(max_seq_length, has_pairs=any(b is not None for b in ids_b))
 
-  rows = []  # (document index, kept ids of a, kept ids of b), a row's inputs.
-  for i, (a, b) in enumerate(zip(ids_a, ids_b)):
-    if b is None:
-      rows.extend((i, piece, ()) for piece in long_texts.pieces(a, max_seq_length - 2))
-    else:
-      keep_a, keep_b = truncated_pair_lengths(len(a), len(b), max_seq_length - 3)
-      rows.append((i, a[:keep_a], b[:keep_b]))
-
-  n = len(rows)
+  # Rows are counted before they are made, so that each example's pieces are written as they
+  # are cut: pieces kept for a second pass make Python's garbage collector scan them again and
+  # again (200,000 examples took 2.2 s instead of 1.1 s).
+  document_index = np.repeat(np.arange(len(examples), dtype=np.int32), [
+      1 if b is not None else long_texts.num_pieces(len(a), max_seq_length - 2)
+      for a, b in zip(ids_a, ids_b)])
+  n = len(document_index)
   input_ids = np.zeros([n, max_seq_length], dtype=np.int32)
   segment_ids = np.zeros([n, max_seq_length], dtype=np.int32)
   lengths = np.zeros([n], dtype=np.int32)
-  for r, (_, a, b) in enumerate(rows):
-    row = input_ids[r]
-    row[0] = cls_id
-    row[1:1 + len(a)] = a
-    row[1 + len(a)] = sep_id
-    length = 2 + len(a)
-    # Google tests `if tokens_b` again after truncating: a b cut to nothing adds no [SEP].
-    if len(b):
-      row[length:length + len(b)] = b
-      row[length + len(b)] = sep_id
-      segment_ids[r, length:length + len(b) + 1] = 1
-      length += len(b) + 1
-    lengths[r] = length
+  r = 0
+  for a, b in zip(ids_a, ids_b):
+    if b is None:
+      pieces = [(piece, ()) for piece in long_texts.pieces(a, max_seq_length - 2)]
+    else:
+      keep_a, keep_b = truncated_pair_lengths(len(a), len(b), max_seq_length - 3)
+      pieces = [(a[:keep_a], b[:keep_b])]
+    for piece_a, piece_b in pieces:
+      keep_a, keep_b = len(piece_a), len(piece_b)
+      row = input_ids[r]
+      row[0] = cls_id
+      row[1:1 + keep_a] = piece_a
+      row[1 + keep_a] = sep_id
+      length = 2 + keep_a
+      # Google tests `if tokens_b` again after truncating: a b cut to nothing adds no [SEP].
+      if keep_b:
+        row[length:length + keep_b] = piece_b
+        row[length + keep_b] = sep_id
+        segment_ids[r, length:length + keep_b + 1] = 1
+        length += keep_b + 1
+      lengths[r] = length
+      r += 1
 
-  document_index = np.array([i for i, _, _ in rows], dtype=np.int32)
   labels = np.zeros([len(examples), num_labels], dtype=np.float32)
   has_labels = np.array([e.labels is not None for e in examples], dtype=bool)
   if has_labels.any():
     labels[has_labels] = [e.labels for e in examples if e.labels is not None]
   guids = [e.guid for e in examples]
-  return Features(guids=tuple(guids[i] for i in document_index), input_ids=input_ids,
+  return Features(guids=tuple(guids[i] for i in document_index.tolist()), input_ids=input_ids,
                   segment_ids=segment_ids, lengths=lengths, labels=labels[document_index],
                   has_labels=has_labels[document_index], document_index=document_index)
 

@@ -64,9 +64,19 @@ class Options:
     """
     if not self.doc_stride:
       return [truncate(ids, budget, self.truncation)]
-    kept = truncate(ids, budget + (self.max_windows - 1) * self.doc_stride, self.truncation)
+    kept = truncate(ids, self._span(budget), self.truncation)
     return [kept[start:start + budget]
             for start in window_starts(len(kept), budget, self.doc_stride)]
+
+  def num_pieces(self, length, budget):
+    """Returns `len(pieces(ids, budget))` for a text of `length` tokens, without making them."""
+    if not self.doc_stride:
+      return 1
+    return len(window_starts(min(length, self._span(budget)), budget, self.doc_stride))
+
+  def _span(self, budget):
+    """The most tokens of a text that its windows hold."""
+    return budget + (self.max_windows - 1) * self.doc_stride
 
 
 def truncate(ids, budget, truncation):

@@ -90,6 +90,13 @@ def test_max_windows_cuts_the_text_by_its_truncation_first():
   assert len(windows.Options(doc_stride=4, max_windows=10).pieces(ids, 8)) == 7
 
 
+def test_num_pieces_counts_the_pieces():
+  for options in (windows.Options(), windows.Options(doc_stride=3, max_windows=4),
+                  windows.Options(truncation="head_tail", doc_stride=8, max_windows=2)):
+    for length in range(40):
+      assert options.num_pieces(length, 8) == len(options.pieces(list(range(length)), 8))
+
+
 def test_windows_are_rows_with_their_documents_labels():
   examples = [InputExample("a", words(1, 2), labels=(1, 0)),
               InputExample("b", words(*range(1, 11)), labels=(0, 1)),
