@@ -324,9 +324,9 @@ def weights_for_prediction(model, hardware, output_dir, init_checkpoint, trained
 
 
 def probabilities_of(model, hardware, split, batch_size):
-  """float32 [n, num_labels], the sigmoid outputs for the split's examples, in input order.
+  """float32 [n, num_labels], the sigmoid outputs for the split's n documents, in input order.
 
-  An example split into windows gets its windows' probabilities pooled (`windows.pool`).
+  A document split into windows gets its windows' probabilities pooled (`windows.pool`).
   """
   with console.Progress(f"Predicting {split.name}", split.features.num_examples,
                         "example") as progress:
