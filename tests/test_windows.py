@@ -330,3 +330,10 @@ def test_resume_with_other_window_settings_is_refused(window_runs):
                                                                {**plan, "doc_stride": 5})
   assert "--truncation was null, now \"tail\"" in training.plan_mismatch(
       output_dir, {**plan, "truncation": "tail"})
+
+
+def test_stride_longer_than_a_window_is_refused_in_one_line(tiny_bert, tmp_path):
+  result = clitools.run_cli(window_flags(tiny_bert, tmp_path, tmp_path / "out", doc_stride=15))
+  assert result.returncode == 2
+  assert "--doc_stride must be at most --max_seq_length - 2" in clitools.error_message(
+      result.stderr)
