@@ -51,6 +51,15 @@ class Options:
       changed.update(doc_stride=self.doc_stride, max_windows=self.max_windows)
     return changed
 
+  def plan_inputs(self):
+    """{flag name: value} of `identity()`'s flags for the training plan, None for Google's.
+
+    None is also what a plan recorded before these flags existed gives, so such a run resumes;
+    a run that goes back to Google's behaviour is refused, naming the flag.
+    """
+    changed = self.identity()
+    return {name: changed.get(name) for name in ("truncation", "doc_stride", "max_windows")}
+
   def pieces(self, ids, budget):
     """Returns the token ids of each row of a single text.
 

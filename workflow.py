@@ -252,7 +252,7 @@ def train(model, hardware, train_split, settings, output_dir):
       "adam_bias_correction": settings.adam_bias_correction,
       "pos_weight": settings.pos_weight,
       "pooling": model.pooling,
-      **train_split.long_texts.identity(),
+      **train_split.long_texts.plan_inputs(),
   })
   with hardware.strategy.scope():
     optimizer = training.make_optimizer(model, settings.learning_rate, num_train_steps,
