@@ -1,8 +1,9 @@
 """The features of a split, cached in `--output_dir` as a TFRecord, as the original did.
 
 `load_or_build_features` reuses `train.tf_record` (and its `.json` sidecar) while the data file,
-the vocabulary, the casing and `--max_seq_length` are unchanged, and rebuilds it otherwise. A
-crash at any point leaves either the old cache or none that loads, never a half-written one.
+the vocabulary, the casing, `--max_seq_length` and the long-text settings are unchanged, and
+rebuilds it otherwise. A crash at any point leaves either the old cache or none that loads,
+never a half-written one.
 
 `tf.data.Dataset.save`/`load` would store the same arrays, but it writes a folder of shards
 whose completeness it does not check on load, and it keeps no fingerprint of the inputs; the
@@ -20,9 +21,10 @@ import tensorflow as tf
 
 import features as features_lib
 import fileio
+import windows
 
 # Bump when the record layout changes, so that old caches are rebuilt rather than misread.
-_CACHE_FORMAT = "features-v1"
+_CACHE_FORMAT = "features-v2"
 # Records parsed per step when reading a cache back; bounds the memory of one parse.
 _READ_CHUNK = 65536
 
@@ -47,7 +49,7 @@ def _sidecar_path(cache_path):
 
 
 def _serialize(features):
-  """Yields one serialized `tf.train.Example` per example, ids unpadded to keep files small."""
+  """Yields one serialized `tf.train.Example` per row, ids unpadded to keep files small."""
   first_segment_lengths = features.lengths - features.segment_ids.sum(axis=1)
   for i in range(features.num_examples):
     feature = {
@@ -60,6 +62,8 @@ def _serialize(features):
             value=[int(features.has_labels[i])])),
         "guid": tf.train.Feature(bytes_list=tf.train.BytesList(
             value=[features.guids[i].encode("utf-8")])),
+        "document_index": tf.train.Feature(int64_list=tf.train.Int64List(
+            value=[features.document_index[i]])),
     }
     yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -87,14 +91,15 @@ def _write_cache(cache_path, features, cache_fingerprint):
   fileio.atomic_write_text(sidecar_path, json.dumps({
       "format": _CACHE_FORMAT,
       "fingerprint": cache_fingerprint,
-      "num_examples": features.num_examples,
+      "num_examples": len(windows.first_rows(features.document_index)),
+      "num_rows": features.num_examples,
       "max_seq_length": features.max_seq_length,
       "num_labels": features.num_labels,
       "record_bytes": len(data),
   }, indent=2) + "\n")
 
 
-def _read_cache(cache_path, num_examples, max_seq_length, num_labels):
+def _read_cache(cache_path, num_rows, max_seq_length, num_labels):
   """Parses a whole cache file back into `Features`.
 
   Raises:
@@ -107,6 +112,7 @@ def _read_cache(cache_path, num_examples, max_seq_length, num_labels):
       "labels": tf.io.FixedLenFeature([num_labels], tf.float32),
       "has_labels": tf.io.FixedLenFeature([], tf.int64),
       "guid": tf.io.FixedLenFeature([], tf.string),
+      "document_index": tf.io.FixedLenFeature([], tf.int64),
   }
 
   def parse(serialized):
@@ -118,11 +124,11 @@ def _read_cache(cache_path, num_examples, max_seq_length, num_labels):
 
   dataset = tf.data.TFRecordDataset(cache_path).batch(_READ_CHUNK).map(parse)
   chunks = list(dataset.as_numpy_iterator())
-  if sum(len(c["guid"]) for c in chunks) != num_examples:
-    raise ValueError(f"expected {num_examples} records")
+  if sum(len(c["guid"]) for c in chunks) != num_rows:
+    raise ValueError(f"expected {num_rows} records")
   columns = {k: np.concatenate([c[k] for c in chunks])
              for k in ("input_ids", "lengths", "first_segment_length", "labels", "has_labels",
-                       "guid")}
+                       "guid", "document_index")}
   lengths = columns["lengths"].astype(np.int32)
   first_segment_lengths = columns["first_segment_length"]
   if np.any(lengths > max_seq_length) or np.any(first_segment_lengths > lengths):
@@ -132,10 +138,11 @@ def _read_cache(cache_path, num_examples, max_seq_length, num_labels):
                  (positions < lengths[:, None])).astype(np.int32)
   return features_lib.Features(
       guids=tuple(g.decode("utf-8") for g in columns["guid"]),
-      input_ids=columns["input_ids"].astype(np.int32).reshape(num_examples, max_seq_length),
-      segment_ids=segment_ids.reshape(num_examples, max_seq_length), lengths=lengths,
-      labels=columns["labels"].astype(np.float32).reshape(num_examples, num_labels),
-      has_labels=columns["has_labels"].astype(bool))
+      input_ids=columns["input_ids"].astype(np.int32).reshape(num_rows, max_seq_length),
+      segment_ids=segment_ids.reshape(num_rows, max_seq_length), lengths=lengths,
+      labels=columns["labels"].astype(np.float32).reshape(num_rows, num_labels),
+      has_labels=columns["has_labels"].astype(bool),
+      document_index=columns["document_index"].astype(np.int32))
 
 
 def _load_cache(cache_path, cache_fingerprint, examples, max_seq_length, num_labels):
@@ -159,18 +166,20 @@ def _load_cache(cache_path, cache_fingerprint, examples, max_seq_length, num_lab
   try:
     if os.path.getsize(cache_path) != sidecar.get("record_bytes"):
       return None, "record file has the wrong size"
-    features = _read_cache(cache_path, len(examples), max_seq_length, sidecar["num_labels"])
+    features = _read_cache(cache_path, sidecar["num_rows"], max_seq_length,
+                           sidecar["num_labels"])
+    examples_read = features.per_document()
   except (OSError, KeyError, TypeError, ValueError, tf.errors.OpError) as e:
     return None, f"unreadable record file ({type(e).__name__})"
   # A cheap guard against a fingerprint that missed an input (the dev hold-out, say).
-  if features.guids != tuple(e.guid for e in examples):
+  if examples_read.guids != tuple(e.guid for e in examples):
     return None, "example ids differ"
   return features, None
 
 
 def load_or_build_features(examples, tokenizer, max_seq_length, cache_path,
                            fingerprint,  # pylint: disable=redefined-outer-name
-                           num_labels=None):
+                           num_labels=None, long_texts=windows.Options()):
   """Returns the `Features` of `examples`, from the cache when it is valid, else converting.
 
   The cache is `cache_path` (a TFRecord, e.g. `train.tf_record`) plus a sidecar
@@ -185,20 +194,22 @@ def load_or_build_features(examples, tokenizer, max_seq_length, cache_path,
     max_seq_length: int, the padded length.
     cache_path: str, the TFRecord path.
     fingerprint: str, identifies everything the features depend on: the data file contents,
-      the vocab file, do_lower_case, max_seq_length, the task and the split.
+      the vocab file, do_lower_case, max_seq_length, the long-text settings, the task and the
+      split.
     num_labels: as for `features.convert_examples`.
+    long_texts: as for `features.convert_examples`.
 
   Returns:
     `Features`.
   """
   features, reason = _load_cache(cache_path, fingerprint, examples, max_seq_length, num_labels)
   if features is not None:
-    logging.info("Reusing features of %d examples cached in %s", features.num_examples,
-                 cache_path)
+    logging.info("Reusing features of %d examples cached in %s", len(examples), cache_path)
     return features
   logging.info("Building features of %d examples into %s: %s", len(examples), cache_path,
                reason)
-  features = features_lib.convert_examples(examples, tokenizer, max_seq_length, num_labels)
+  features = features_lib.convert_examples(examples, tokenizer, max_seq_length, num_labels,
+                                           long_texts)
   _write_cache(cache_path, features, fingerprint)
   return features
 

@@ -11,6 +11,7 @@ from absl import flags
 from absl import logging
 
 from errors import UserError
+import windows
 
 FLAGS = flags.FLAGS
 
@@ -152,6 +153,33 @@ flags.DEFINE_enum(
     "Weight of each label's positive examples in the loss. auto: per label, the number of "
     "negatives per positive in the training data, at most 10; for sparse labels.")
 
+flags.DEFINE_enum(
+    "truncation", "head", windows.TRUNCATIONS,
+    "Which tokens a single text longer than --max_seq_length - 2 keeps. head: the first, as "
+    "the original. tail: the last. head_tail: the first quarter of them (rounded up) and the "
+    "rest from the end, as Sun et al. 2019 kept 128 + 382 of 510 (best on IMDb). A text pair "
+    "(text b) is truncated as the original does, longest first, whatever this says.")
+
+flags.DEFINE_integer(
+    "doc_stride", 0,
+    "0: a long single text is truncated (--truncation). Else it becomes windows of "
+    "--max_seq_length - 2 tokens, each [CLS] window [SEP], starting every doc_stride tokens "
+    "(the last one ending with the text), at most --max_windows; training trains on every "
+    "window with its document's labels, and eval and predict pool the windows' probabilities "
+    "per document (--window_pooling). At most --max_seq_length - 2. Text pairs get no windows.",
+    lower_bound=0)
+
+flags.DEFINE_integer(
+    "max_windows", windows.DEFAULT_MAX_WINDOWS,
+    "With --doc_stride: the most windows of one text. A longer text is first cut by "
+    "--truncation to the --max_seq_length - 2 + (max_windows - 1) * doc_stride tokens they "
+    "span. Bounds the cost of a few huge texts.", lower_bound=1)
+
+flags.DEFINE_enum(
+    "window_pooling", "max", windows.POOLINGS,
+    "With --doc_stride: how a document's probability of each label is made of its windows' at "
+    "eval and predict: the highest (a label shown anywhere in the text), or the mean.")
+
 flags.DEFINE_integer("log_steps", 100,
                      "Log the loss, learning rate, speed and ETA every this many training steps. "
                      "A device loop (--iterations_per_loop) ends there too.", lower_bound=1)
@@ -260,6 +288,10 @@ flags.register_multi_flags_validator(
                                               values["early_stopping_patience"]),
     "--eval_every_steps and --early_stopping_patience act during training: they need "
     "--do_train")
+flags.register_multi_flags_validator(
+    ["doc_stride", "max_seq_length"],
+    lambda values: values["doc_stride"] <= values["max_seq_length"] - 2,
+    "--doc_stride must be at most --max_seq_length - 2, else windows skip tokens")
 flags.register_validator("head_learning_rate", lambda rate: rate is None or rate > 0,
                          "--head_learning_rate must be positive")
 
@@ -299,7 +331,9 @@ def main(argv):
     needed.append(workflow.TEST)
   splits = workflow.load_splits(processor, needed, FLAGS.data_dir, tokenizer, FLAGS.vocab_file,
                                 FLAGS.do_lower_case, FLAGS.max_seq_length, output_dir,
-                                len(label_names))
+                                len(label_names), windows.Options(
+                                    FLAGS.truncation, FLAGS.doc_stride, FLAGS.max_windows,
+                                    FLAGS.window_pooling))
   if hardware.is_chief:
     label_set.save(output_dir, label_names)  # The data is read: the label set is final.
   model = workflow.build_model(hardware, bert_config, len(label_names), FLAGS.add_dense,

@@ -11,6 +11,7 @@ that all take the same path.
 """
 
 import dataclasses
+import functools
 import glob
 import math
 import os
@@ -36,6 +37,7 @@ import summaries
 import thresholds
 import tokenization
 import training
+import windows
 
 # Split names: also the names of their feature caches and of the log's sections.
 TRAIN, DEV, TEST = "train", "dev", "test"
@@ -147,21 +149,40 @@ class Split:
 
   Attributes:
     name: `TRAIN`, `DEV` or `TEST`.
-    features: `features.Features`.
+    features: `features.Features`, the rows the model reads (with windows, a row per window).
     fingerprint: str, a digest of the task, the split, the vocabulary, the casing,
-      max_seq_length and every example: equal fingerprints mean equal features.
+      max_seq_length, the long-text settings and every example: equal fingerprints mean equal
+      features.
+    long_texts: `windows.Options`, how the features were made and how the windows' probabilities
+      are pooled.
   """
   name: str
   features: object
   fingerprint: str
+  long_texts: windows.Options = windows.Options()
+
+  @functools.cached_property
+  def documents(self):
+    """`features.Features` of the documents (input examples), one row each: their ids, labels
+    and count."""
+    return self.features.per_document()
+
+  @property
+  def probabilities_key(self):
+    """Identifies the split's per-document probabilities for given weights: the features'
+    digest, and the pooling where some document has several windows."""
+    if self.documents is self.features:
+      return self.fingerprint
+    return feature_cache.fingerprint(self.fingerprint, self.long_texts.pooling)
 
 
 def load_splits(processor, names, data_dir, tokenizer, vocab_file, do_lower_case,
-                max_seq_length, output_dir, num_labels):
+                max_seq_length, output_dir, num_labels, long_texts=windows.Options()):
   """Reads the splits `names` and converts them to features, through the cache.
 
   Every split is read and converted before anything trains, so that a bad row anywhere stops
-  the run at once.
+  the run at once. `long_texts` (`windows.Options`) says how texts longer than max_seq_length
+  become rows.
 
   Returns:
     {name: `Split`}.
@@ -172,16 +193,18 @@ def load_splits(processor, names, data_dir, tokenizer, vocab_file, do_lower_case
   # Every file is read before any cache is written: a bad row in test must not leave a
   # rewritten train cache behind.
   read = {name: readers[name](data_dir) for name in names}
+  # Google's behaviour adds nothing, so that caches made before the long-text flags stay valid.
+  long_text_parts = [long_texts.identity()] if long_texts.identity() else []
   splits = {}
   for name, examples in read.items():
     fingerprint = feature_cache.fingerprint(
         processor.name, name, vocab_hash, do_lower_case, max_seq_length,
         [[e.guid, e.text_a, e.text_b, list(e.labels) if e.labels is not None else None]
-         for e in examples])
+         for e in examples], *long_text_parts)
     split_features = feature_cache.load_or_build_features(
         examples, tokenizer, max_seq_length, os.path.join(output_dir, f"{name}.tf_record"),
-        fingerprint, num_labels)
-    splits[name] = Split(name, split_features, fingerprint)
+        fingerprint, num_labels, long_texts)
+    splits[name] = Split(name, split_features, fingerprint, long_texts)
   return splits
 
 
@@ -255,13 +278,14 @@ def train(model, hardware, train_split, settings, output_dir, dev=None, decision
       "eval_every_steps": settings.eval_every_steps or None,
       "keep_best": settings.keep_best,
       "early_stopping_patience": settings.early_stopping_patience or None,
+      **train_split.long_texts.plan_inputs(),
   })
   evaluator = None
   if settings.evaluates:
     evaluator = model_selection.Evaluator(
         model, hardware.strategy, output_dir,
         lambda: probabilities_of(model, hardware, dev, settings.eval_batch_size),
-        dev.features.labels, dev.features.has_labels, decisions.label_names,
+        dev.documents.labels, dev.documents.has_labels, decisions.label_names,
         decisions.cut_off, settings.keep_best, settings.early_stopping_patience,
         fresh_start=checkpoints.latest(output_dir) is None)
     if evaluator.stopped_early:
@@ -285,6 +309,10 @@ def train(model, hardware, train_split, settings, output_dir, dev=None, decision
                                       num_train_steps, settings.seed, hardware.bucket_by_length)
   logging.info("***** Running training: %d examples, batch size %d, %d steps *****",
                train_features.num_examples, settings.batch_size, num_train_steps)
+  if train_split.documents is not train_features:
+    logging.info("Training examples are windows: %d windows of %d documents, each with its "
+                 "document's labels; epochs, steps and --pos_weight=auto count windows",
+                 train_features.num_examples, train_split.documents.num_examples)
   events = (summaries.EventWriter(os.path.join(output_dir, summaries.TRAIN_DIR))
             if hardware.is_chief else None)
   with console.Progress("Training", num_train_steps, "step", start=start_step) as progress:
@@ -345,14 +373,18 @@ def weights_for_prediction(model, hardware, output_dir, init_checkpoint, trained
 
 
 def probabilities_of(model, hardware, split, batch_size):
-  """float32 [n, num_labels], the sigmoid outputs for the split's examples, in input order."""
+  """float32 [n, num_labels], the sigmoid outputs for the split's n documents, in input order.
+
+  A document split into windows gets its windows' probabilities pooled (`windows.pool`).
+  """
   with console.Progress(f"Predicting {split.name}", split.features.num_examples,
                         "example") as progress:
-    return inference.predict_probabilities(model, hardware.strategy, split.features, batch_size,
+    rows = inference.predict_probabilities(model, hardware.strategy, split.features, batch_size,
                                            bucket_by_length=not hardware.static_shapes,
                                            pad_to_max=hardware.static_shapes,
                                            length_multiple=hardware.length_multiple,
                                            on_batch=progress.update)
+  return windows.pool(rows, split.features.document_index, split.long_texts.pooling)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,12 +397,12 @@ class Decisions:
 
 def tune_thresholds(hardware, dev, dev_probabilities, decisions, checkpoint, output_dir):
   """Chooses each label's F1-best threshold on dev; the chief saves them. Returns them, [k]."""
-  scored = dev.features.has_labels
-  found = thresholds.best_f1_thresholds(dev.features.labels[scored],
+  scored = dev.documents.has_labels
+  found = thresholds.best_f1_thresholds(dev.documents.labels[scored],
                                         dev_probabilities[scored], decisions.cut_off)
   if hardware.is_chief:
     thresholds.save_thresholds(os.path.join(output_dir, thresholds.THRESHOLDS_FILE),
-                               decisions.label_names, found, checkpoint, dev.fingerprint)
+                               decisions.label_names, found, checkpoint, dev.probabilities_key)
   logging.info("Dynamic thresholds (dev F1): %s", ", ".join(
       f"{n} {t:.4f} ({f:.3f})"
       for n, t, f in zip(decisions.label_names, found.thresholds, found.dev_f1)))
@@ -386,7 +418,7 @@ def saved_or_tuned_thresholds(model, hardware, dev, decisions, batch_size, check
     try:
       saved = thresholds.load_thresholds(
           os.path.join(output_dir, thresholds.THRESHOLDS_FILE), decisions.label_names,
-          checkpoint, dev.fingerprint)
+          checkpoint, dev.probabilities_key)
     except UserError as e:
       logging.info("Tuning dynamic thresholds on the dev split now: %s", e)
   num_labels = len(decisions.label_names)
@@ -412,9 +444,9 @@ def evaluate(model, hardware, dev, decisions, batch_size, checkpoint, output_dir
   if decisions.cutoff_type == "dynamic":
     cut_offs = tune_thresholds(hardware, dev, dev_probabilities, decisions, checkpoint,
                                output_dir)
-    scored = dev.features.has_labels
+    scored = dev.documents.has_labels
     out_of_fold = thresholds.cross_validated_predictions(
-        dev.features.labels[scored], dev_probabilities[scored], decisions.cut_off)
+        dev.documents.labels[scored], dev_probabilities[scored], decisions.cut_off)
   scored = _score(hardware, dev, dev_probabilities, cut_offs, decisions, output_dir, "",
                   out_of_fold)
   return cut_offs, scored
@@ -428,9 +460,9 @@ def predict(model, hardware, test, decisions, cut_offs, batch_size, output_dir):
   """
   test_probabilities = probabilities_of(model, hardware, test, batch_size)
   if hardware.is_chief:
-    predictions.write_predictions(output_dir, test.features.guids, decisions.label_names,
+    predictions.write_predictions(output_dir, test.documents.guids, decisions.label_names,
                                   test_probabilities, _cut(test_probabilities, cut_offs))
-    logging.info("Wrote predictions for %d examples to %s", test.features.num_examples,
+    logging.info("Wrote predictions for %d examples to %s", test.documents.num_examples,
                  output_dir)
   return _score(hardware, test, test_probabilities, cut_offs, decisions, output_dir, "test_")
 
@@ -446,17 +478,17 @@ def _score(hardware, split, probabilities, cut_offs, decisions, output_dir, pref
   Returns:
     The split's `report.SplitResults`; None where nothing was scored.
   """
-  scored = split.features.has_labels
+  scored = split.documents.has_labels
   if not scored.any() or not hardware.is_chief:
     return None
-  result = metrics.compute_metrics(split.features.labels[scored], probabilities[scored],
+  result = metrics.compute_metrics(split.documents.labels[scored], probabilities[scored],
                                    decisions.label_names, _cut(probabilities[scored], cut_offs),
                                    out_of_fold)
   metrics.write_eval_results(output_dir, prefix, result)
   logging.info("***** %s results *****\n%s", split.name, metrics.format_eval_results(result))
   num_labels = len(decisions.label_names)
   return report.SplitResults(
-      split.name, split.features.labels[scored], probabilities[scored].astype(np.float64),
+      split.name, split.documents.labels[scored], probabilities[scored].astype(np.float64),
       dataclasses.asdict(result),
       None if cut_offs is None else np.broadcast_to(cut_offs, [num_labels]).astype(np.float64))
 

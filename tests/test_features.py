@@ -86,7 +86,7 @@ def random_examples(rng, n, max_words=40, num_labels=3, pair_share=0.5):
 
 def assert_features_equal(x, y):
   assert x.guids == y.guids
-  for name in ("input_ids", "segment_ids", "lengths", "labels", "has_labels"):
+  for name in ("input_ids", "segment_ids", "lengths", "labels", "has_labels", "document_index"):
     np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
     assert getattr(x, name).dtype == getattr(y, name).dtype, name
 
