@@ -133,8 +133,13 @@ def test_the_compiled_update_equals_the_optimizer_applied_step_by_step(tiny_bert
       lambda: iter(batches), output_signature=(
           {k: tf.TensorSpec([4, None], tf.int32) for k in batches[0][0]},
           tf.TensorSpec([4, 3], tf.float32)))
-  loop = training.make_train_loop(compiled, optimizers[0], tf.distribute.get_strategy(), 4)
-  losses, norms = loop(iter(dataset), tf.constant(3))
+  # Forced: a tiny model is below the size at which the loop compiles the update by default.
+  loop = training.make_train_loop(compiled, optimizers[0], tf.distribute.get_strategy(), 4,
+                                  compile_update=True)
+  iterator = iter(dataset)
+  losses, norms = loop(iterator, tf.constant(3))
+  library = loop.get_concrete_function(iterator, tf.constant(3)).graph.as_graph_def().library
+  assert any(f.attr["_XlaMustCompile"].b for f in library.function)
   for step, (inputs, labels) in enumerate(batches):
     with tf.GradientTape() as tape:
       loss = tf.reduce_sum(classifier.per_example_loss(labels, eager(inputs, training=True))) / 4
