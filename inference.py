@@ -88,15 +88,11 @@ def predict_probabilities(model, strategy, features, batch_size, bucket_by_lengt
   `length_multiple`: see `input_pipeline.predict_dataset`. `on_batch`, when given, is called
   after each batch with the number of examples done so far.
   """
-  if strategy.num_replicas_in_sync == 1 and not pad_to_max:
-    # One replica takes batches by tokens: the speed of a bigger batch whatever
-    # --predict_batch_size is, the same probabilities.
-    dataset = input_pipeline.predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
-                                             length_multiple, PREDICT_TOKENS_PER_BATCH)
-  else:
-    dataset = input_pipeline.predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
-                                             length_multiple)
-  dataset = strategy.experimental_distribute_dataset(dataset)
+  # One replica takes batches by tokens: the speed of a bigger batch whatever
+  # --predict_batch_size is, the same probabilities. Several replicas split a fixed batch.
+  tokens_per_batch = PREDICT_TOKENS_PER_BATCH if strategy.num_replicas_in_sync == 1 else None
+  dataset = strategy.experimental_distribute_dataset(input_pipeline.predict_dataset(
+      features, batch_size, bucket_by_length, pad_to_max, length_multiple, tokens_per_batch))
   predict_step = _predict_step(model, strategy, dataset.element_spec)
   indices, rows = [], []
   done = 0

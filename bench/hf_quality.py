@@ -91,7 +91,8 @@ def fine_tune(torch, transformers, hf_dir, train, num_labels, seed):
   """Returns the fine-tuned `BertForSequenceClassification`, in eval mode."""
   torch.manual_seed(seed)
   model = transformers.BertForSequenceClassification.from_pretrained(
-      hf_dir, num_labels=num_labels, problem_type="multi_label_classification")
+      hf_dir, num_labels=num_labels, problem_type="multi_label_classification",
+      local_files_only=True)
   no_decay = [p for n, p in model.named_parameters() if "bias" in n or "LayerNorm" in n]
   decay = [p for n, p in model.named_parameters() if not ("bias" in n or "LayerNorm" in n)]
   optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},

@@ -121,7 +121,8 @@ def predict_batch(torch, model, batch):
 
 def task_model(transformers, num_labels):
   return transformers.BertForSequenceClassification.from_pretrained(
-      model_dir(), num_labels=num_labels, problem_type="multi_label_classification")
+      model_dir(), num_labels=num_labels, problem_type="multi_label_classification",
+      local_files_only=True)
 
 
 def tokenize(tokenizer, examples):
@@ -142,7 +143,7 @@ def task_predict(torch, transformers):
   processor = processors.get_processor(FLAGS.task_name)
   model = task_model(transformers, len(processor.get_labels()))
   model.eval()
-  tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir())
+  tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir(), local_files_only=True)
   collator = transformers.DataCollatorWithPadding(tokenizer, padding=FLAGS.padding,
                                                   max_length=FLAGS.max_seq_length)
 
@@ -182,7 +183,7 @@ def task_train(torch, transformers):
   processor = processors.get_processor(FLAGS.task_name)
   examples = processor.get_train_examples(FLAGS.data_dir)
   model = task_model(transformers, len(processor.get_labels()))
-  tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir())
+  tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir(), local_files_only=True)
   collator = transformers.DataCollatorWithPadding(tokenizer, padding=FLAGS.padding,
                                                   max_length=FLAGS.max_seq_length)
   encoded = tokenize(tokenizer, examples)
