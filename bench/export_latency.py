@@ -62,6 +62,7 @@ def main(argv):
   import checkpoints  # pylint: disable=g-import-not-at-top
   import features  # pylint: disable=g-import-not-at-top
   import inference  # pylint: disable=g-import-not-at-top
+  import input_pipeline  # pylint: disable=g-import-not-at-top
   import modeling  # pylint: disable=g-import-not-at-top
   import processors  # pylint: disable=g-import-not-at-top
   import serving  # pylint: disable=g-import-not-at-top
@@ -107,7 +108,7 @@ def main(argv):
                                           len(processor.get_labels()))
     return converted, inference.predict_probabilities(
         model, tf.distribute.get_strategy(), converted, FLAGS.batch_size, bucket_by_length=True,
-        pad_to_max=False)
+        pad_to_max=False, length_multiple=input_pipeline.local_length_multiple(use_xla=False))
 
   # As classify.py batches: longest texts first, so that each batch pads little.
   order = np.argsort([-sum(len(v[i]) for v in inputs.values()) for i in range(len(examples))],

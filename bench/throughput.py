@@ -114,10 +114,8 @@ def task_features(split="test"):
 
 def product_length_multiple():
   """The width multiple run_classifier.py uses on this device with these flags."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import input_pipeline  # pylint: disable=g-import-not-at-top
-  device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
-  return input_pipeline.length_multiple(device, FLAGS.jit_compile)
+  return input_pipeline.local_length_multiple(FLAGS.jit_compile)
 
 
 def random_batch(tf, config, batch_size, seq_length, num_labels):

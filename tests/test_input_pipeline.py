@@ -202,6 +202,9 @@ def test_length_multiple_is_one_on_a_cpu_without_xla():
   assert input_pipeline.length_multiple("cpu", use_xla=False) == 1
   for device, use_xla in (("cpu", True), ("gpu", False), ("tpu", True)):
     assert input_pipeline.length_multiple(device, use_xla) == 8
+  # The tests see no GPU: this process's devices are a CPU's.
+  assert input_pipeline.local_length_multiple(use_xla=False) == 1
+  assert input_pipeline.local_length_multiple(use_xla=True) == 8
 
 
 def test_predict_pad_to_max_fills_the_last_batch(small):
