@@ -1,5 +1,7 @@
 """inference.py: bucketed prediction gives the fixed-padding probabilities, in input order."""
 
+import time
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,12 +18,14 @@ from tests import conftest
 
 
 # One batch of all 23 examples; batches of 64 tokens (3 to 16 rows, by width), exactly as wide
-# as their longest example or rounded up to 8.
-@pytest.mark.parametrize("tokens_per_batch,length_multiple", [(2048, 8), (64, 1), (64, 8)])
+# as their longest example or rounded up to 8, predicted one, two or three at a time.
+@pytest.mark.parametrize("tokens_per_batch,length_multiple,in_flight",
+                         [(2048, 8, 2), (64, 1, 2), (64, 8, 1), (64, 1, 3)])
 def test_bucketed_prediction_equals_fixed_padding_in_input_order(tiny_bert, monkeypatch,
                                                                   tokens_per_batch,
-                                                                  length_multiple):
+                                                                  length_multiple, in_flight):
   monkeypatch.setattr(inference, "PREDICT_TOKENS_PER_BATCH", tokens_per_batch)
+  monkeypatch.setattr(inference, "CPU_BATCHES_IN_FLIGHT", in_flight)
   config = modeling.BertConfig.from_json_file(tiny_bert["config_file"])
   model = classifier.MultiLabelClassifier(config, 3)
   modeling.load_checkpoint(model.bert, tiny_bert["checkpoint"])
@@ -51,6 +55,35 @@ def test_bucketed_prediction_equals_fixed_padding_in_input_order(tiny_bert, monk
         inference_probabilities(model, strategy, alone, bucket=False, pad=False)[0],
         bucketed[i], rtol=0, atol=tolerance)
   assert len(set(converted.lengths.tolist())) > 5  # The buckets really differ in width.
+
+
+def test_batches_in_flight_only_for_one_replica_on_the_cpu():
+  assert inference.batches_in_flight(tf.distribute.get_strategy()) == (
+      inference.CPU_BATCHES_IN_FLIGHT)
+
+  class TwoReplicas:
+    num_replicas_in_sync = 2
+
+  assert inference.batches_in_flight(TwoReplicas()) == 1
+
+
+def test_batches_in_flight_keep_dataset_order_and_raise_a_batch_error():
+  """Later batches may finish first; the results still come back in dataset order."""
+  finished = []
+
+  def predict_step(batch):
+    if batch == 6:
+      raise ValueError("batch 6")
+    time.sleep(0.05 * (batch % 3 == 0))  # Batches 0 and 3 finish after the one beside them.
+    finished.append(batch)
+    return tf.constant([float(batch)]), tf.constant([batch])
+
+  results = list(inference._predicted_batches(predict_step, range(6), in_flight=2))
+  assert [int(index[0]) for _, index in results] == list(range(6))
+  assert [float(p[0]) for p, _ in results] == list(range(6))
+  assert finished != list(range(6))  # Two really ran at once.
+  with pytest.raises(ValueError, match="batch 6"):
+    list(inference._predicted_batches(predict_step, range(8), in_flight=2))
 
 
 def spread_logits(model, converted):
