@@ -85,8 +85,9 @@ def _predict_step(model, strategy, element_spec):
 
 # Batches predicted at once on a CPU by one replica. A batch's graph has stretches that leave a
 # core idle (LayerNorm, softmax, the step's start and end); a second batch beside it fills them:
-# psychexp's test split with all-MiniLM-L6-v2 on 2 cores (AVX2) ran 1.15x faster (median of 8
-# paired passes; 0.99-1.30). Each batch's probabilities are the same either way.
+# psychexp's test split with all-MiniLM-L6-v2 on 2 cores (AVX2) ran 1.15x faster (median of 6
+# paired passes in one process; 1.08-1.27), and a third batch added nothing (1.01x). Each
+# batch's probabilities are the same either way.
 CPU_BATCHES_IN_FLIGHT = 2
 
 
