@@ -64,6 +64,8 @@ flags.DEFINE_enum("padding", "longest", ["longest", "max_length"], "Task modes: 
 flags.DEFINE_bool("sort_by_length", True, "Task prediction: predict the examples sorted by "
                   "length (then restored to input order).")
 flags.DEFINE_integer("passes", 3, "Task prediction: warm passes after the cold one.")
+flags.DEFINE_bool("paced", False, "Task prediction: run each pass when a line arrives on stdin "
+                  "(see timing.time_passes); bench/paired_predict.py sets it.")
 flags.DEFINE_integer("seed", 42, "Task training: the sampler's seed.")
 
 
@@ -162,11 +164,7 @@ def task_predict(torch, transformers):
     probabilities[order] = np.concatenate(rows)
     return lengths, widths
 
-  timed = []
-  for _ in range(1 + FLAGS.passes):
-    started = time.perf_counter()
-    lengths, widths = one_pass()
-    timed.append(time.perf_counter() - started)
+  timed, (lengths, widths) = timing.time_passes(one_pass, FLAGS.passes, FLAGS.paced)
   return {"task": FLAGS.task_name, "examples": int(lengths.size),
           "examples_per_sec": lengths.size / min(timed[1:]),
           "cold_examples_per_sec": lengths.size / timed[0],

@@ -10,9 +10,10 @@
 #   which is the same model.
 # DATA_DIR: optional psychexp folder; adds the real-data runs, where Hugging Face is measured at
 #   its best: the test split predicted sorted by length, each batch padded to its longest, fast
-#   tokenizer (and, for reference, padded to 128); the train split batched as
-#   `group_by_length=True` does, each batch padded to its longest, for as many steps as ours
-#   (one epoch). This project runs as a user's command would: prediction with the default
+#   tokenizer (and, for reference, padded to 128), and again in alternating passes of two
+#   resident processes (bench/paired_predict.py: the ratio least moved by the machine's drift);
+#   the train split batched as `group_by_length=True` does, each batch padded to its longest,
+#   for as many steps as ours (one epoch). This project runs as a user's command would: prediction with the default
 #   --predict_batch_size (8), training through the product's bucketed pipeline.
 # ISA=avx2 approximates an AVX2-only CPU on a newer one: oneDNN (TensorFlow's and torch's), MKL
 #   and torch's own kernels stop at AVX2.
@@ -54,6 +55,8 @@ if [[ -n "$data_dir" ]]; then
       --passes=1
   measure ours_task_predict $ours --mode=predict $task --vocab_file="$model_dir/vocab.txt" \
       --batch_size=8
+  measure paired_task_predict python bench/paired_predict.py --model_dir="$model_dir" \
+      --data_dir="$data_dir" --max_seq_length=128
   measure hf_task_train $hf --mode=train $task --batch_size=32 $train_steps
   measure ours_task_train $ours --mode=train $task --vocab_file="$model_dir/vocab.txt" \
       --batch_size=32 $train_steps
@@ -76,6 +79,13 @@ for what, ours, hf in rows:
   if ours in runs and hf in runs:
     a, b = runs[ours]["examples_per_sec"], runs[hf]["examples_per_sec"]
     print(f"{what:58} {b:7.1f} {a:7.1f} {a / b:6.2f}")
+paired = runs.get("paired_task_predict")
+if paired:
+  warm, cold = paired["median_examples_per_sec"], paired["cold_examples_per_sec"]
+  print(f"{'  the same, alternating passes (median of the rounds)':58} {warm['hf']:7.1f} "
+        f"{warm['ours']:7.1f} {paired['median_ratio']:6.2f}")
+  print(f"{'  their cold passes':58} {cold['hf']:7.1f} {cold['ours']:7.1f} "
+        f"{paired['cold_ratio']:6.2f}")
 for what, ours, hf in [("prediction, test split, cold (first pass)", "ours_task_predict",
                         "hf_task_predict"),
                        ("training, train split, first step included", "ours_task_train",

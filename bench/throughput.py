@@ -62,6 +62,8 @@ flags.DEFINE_string("init_checkpoint", None, "Optional weights to load.")
 flags.DEFINE_bool("tokenize_only", False, "Measure feature conversion of the task's test split.")
 flags.DEFINE_bool("bucket_by_length", True, "Bucket the task's split by length.")
 flags.DEFINE_integer("passes", 3, "Task prediction: warm passes after the cold one.")
+flags.DEFINE_bool("paced", False, "Task prediction: run each pass when a line arrives on stdin "
+                  "(see timing.time_passes); bench/paired_predict.py sets it.")
 flags.DEFINE_integer("seed", 42, "Task training: the plan's seed.")
 flags.DEFINE_float("peak_tflops", None, "The device's dense bf16 peak in TFLOP/s, for the model "
                    "FLOPs utilisation (mfu) of the fixed-shape modes. Default: known for some "
@@ -133,14 +135,15 @@ def random_batch(tf, config, batch_size, seq_length, num_labels):
 def task_predict(model, strategy):
   """Files to probabilities of the test split: a cold pass, then --passes warm ones."""
   import inference  # pylint: disable=g-import-not-at-top
-  timed = []
-  for _ in range(1 + FLAGS.passes):
-    started = time.perf_counter()
+
+  def one_pass():
     converted, _ = task_features()
     inference.predict_probabilities(model, strategy, converted, FLAGS.batch_size,
                                     FLAGS.bucket_by_length, pad_to_max=False,
                                     length_multiple=product_length_multiple())
-    timed.append(time.perf_counter() - started)
+    return converted
+
+  timed, converted = timing.time_passes(one_pass, FLAGS.passes, FLAGS.paced)
   n = converted.num_examples
   return {"examples": n, "examples_per_sec": n / min(timed[1:]),
           "cold_examples_per_sec": n / timed[0],

@@ -1,6 +1,7 @@
 """What bench/throughput.py and bench/hf_throughput.py measure alike: step times and memory."""
 
 import resource
+import sys
 import time
 
 import numpy as np
@@ -29,3 +30,28 @@ def time_steps(step, batch_size, warmup_steps, steps):
   median = float(np.median(times))
   return {"examples_per_sec": batch_size / median, "step_time_ms_median": median * 1e3,
           "step_time_ms_min": min(times) * 1e3, "steps": steps}
+
+
+def time_passes(one_pass, passes, paced=False):
+  """Runs `one_pass()` 1 + `passes` times: a cold pass, then warm ones.
+
+  With `paced`, the process prints "ready" once, then waits for a line on stdin before each
+  pass and prints "pass SECONDS" after it, so that bench/paired_predict.py can alternate the
+  passes of two processes: each pass then runs alone, and the machine's drift (up to 30% here
+  between minutes) hits both sides of a round alike.
+
+  Returns:
+    (seconds of each pass, the first one cold; what the last pass returned).
+  """
+  if paced:
+    print("ready", flush=True)
+  seconds, result = [], None
+  for _ in range(1 + passes):
+    if paced and not sys.stdin.readline():
+      raise SystemExit("paced: stdin closed before the last pass")
+    started = time.perf_counter()
+    result = one_pass()
+    seconds.append(time.perf_counter() - started)
+    if paced:
+      print(f"pass {seconds[-1]}", flush=True)
+  return seconds, result

@@ -1,5 +1,6 @@
 """bench/throughput.py runs as the benchmark checks call it, and reports what it measured."""
 
+import io
 import json
 import os
 import subprocess
@@ -41,6 +42,29 @@ def test_task_split_and_tokenize_only(tiny_bert, tmp_path):
   assert report["cold_examples_per_sec"] > 0
   report = run_bench("--tokenize_only", *task)
   assert report["texts"] == 13 and report["texts_per_sec"] > 0
+
+
+def test_paced_passes_wait_for_a_line_each_and_report_their_seconds(monkeypatch, capsys):
+  sys.path.insert(0, os.path.join(conftest.REPO_DIR, "bench"))
+  import timing  # pylint: disable=g-import-not-at-top  # bench/timing.py
+  stdin = io.StringIO("go\ngo\ngo\nleft over\n")
+  monkeypatch.setattr(sys, "stdin", stdin)
+  lines_read_before = []
+
+  def one_pass():
+    lines_read_before.append(stdin.tell())
+    return len(lines_read_before)
+
+  seconds, last = timing.time_passes(one_pass, passes=2, paced=True)
+  assert len(seconds) == 3 and last == 3
+  # Each pass began after its own line and before the next one was read.
+  assert lines_read_before == [3, 6, 9]
+  printed = capsys.readouterr().out.splitlines()
+  assert printed[0] == "ready" and len(printed) == 4
+  assert [float(line.split()[1]) for line in printed[1:]] == pytest.approx(seconds)
+  monkeypatch.setattr(sys, "stdin", io.StringIO("go\n"))
+  with pytest.raises(SystemExit, match="stdin closed"):
+    timing.time_passes(one_pass, passes=2, paced=True)
 
 
 def test_task_training_runs_the_bucketed_pipeline(tiny_bert, tmp_path):
