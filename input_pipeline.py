@@ -144,6 +144,9 @@ def _tables(features):
 def _gather_inputs(tables, indices, max_seq_length, pad_to_max, length_multiple):
   """Builds the model inputs of a batch of example indices, in-graph.
 
+  No Python control flow depends on a tensor here, so the pipelines' map functions skip
+  AutoGraph: converting them took 0.1-0.2 s of a process's first prediction pass.
+
   Args:
     tables: dict from `_tables`.
     indices: int32 [batch]; -1 marks a padding row, given length 0 (all ids and mask zero).
@@ -231,6 +234,7 @@ def train_dataset(features, plan, start_step=0, pad_to_max=False,
   batch_size = plan.shape[1]
   tables = _tables(features)
 
+  @tf.autograph.experimental.do_not_convert  # Plain graph code: see `_gather_inputs`.
   def to_batch(indices):
     inputs = _gather_inputs(tables, indices, features.max_seq_length, pad_to_max,
                             length_multiple)
@@ -321,6 +325,7 @@ def predict_dataset(features, batch_size, bucket_by_length, pad_to_max,
     order = np.concatenate([order, np.full([-order.size % batch_size], -1, dtype=np.int32)])
   tables = _tables(features)
 
+  @tf.autograph.experimental.do_not_convert  # Plain graph code: see `_gather_inputs`.
   def to_batch(indices):
     return (_gather_inputs(tables, indices, features.max_seq_length, pad_to_max,
                            length_multiple), indices)
