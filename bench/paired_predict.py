@@ -57,7 +57,8 @@ def _read_until(process, prefix):
   for line in process.stdout:
     if line.startswith(prefix):
       return line
-  raise RuntimeError(f"{process.args[1]} ended before printing {prefix!r}")
+  raise RuntimeError(f"{' '.join(process.args[1:])} ended before printing {prefix!r}; run "
+                     "that command alone to see its error")
 
 
 def _one_pass(process):
