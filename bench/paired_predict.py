@@ -12,8 +12,9 @@ apart, the same Hugging Face pass moved by 30%; a round's ratio compares passes 
 Prints one JSON object: each side's seconds per pass, the ratio of each round (Hugging Face's
 seconds over ours: above 1 means we are faster) and their median, the ratio of the two sides'
 best warm passes, the cold ratio, each side's examples/s at its median warm pass and in its
-cold pass; then both scripts' own JSON results, under "ours" and "hf". The environment passes through to both (e.g.
-ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 for AVX2 kernels).
+cold pass; then both scripts' own JSON results, under "ours" and "hf". The environment passes
+through to both (e.g. ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+MKL_ENABLE_INSTRUCTIONS=AVX2 for AVX2 kernels).
 """
 
 import json
@@ -52,13 +53,18 @@ def _start(script, arguments):
                           stderr=subprocess.DEVNULL, text=True)
 
 
+def _failed(process, what):
+  """The error for a side that `what`: its command, to rerun alone for its own error message."""
+  return RuntimeError(f"{' '.join(process.args[1:])} {what}; run that command alone to see "
+                      "its error")
+
+
 def _read_until(process, prefix):
   """The first line of `process`'s stdout that starts with `prefix` (others are skipped)."""
   for line in process.stdout:
     if line.startswith(prefix):
       return line
-  raise RuntimeError(f"{' '.join(process.args[1:])} ended before printing {prefix!r}; run "
-                     "that command alone to see its error")
+  raise _failed(process, f"ended before printing {prefix!r}")
 
 
 def _one_pass(process):
@@ -86,7 +92,7 @@ def main(argv):
   for name, process in sides.items():
     output, _ = process.communicate()
     if process.returncode:
-      raise RuntimeError(f"{process.args[1]} failed with exit status {process.returncode}")
+      raise _failed(process, f"failed with exit status {process.returncode}")
     results[name] = json.loads(output)
   examples = results["ours"]["examples"]
   ratios = [h / o for h, o in zip(seconds["hf"][1:], seconds["ours"][1:])]

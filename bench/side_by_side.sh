@@ -13,8 +13,9 @@
 #   tokenizer (and, for reference, padded to 128), and again in alternating passes of two
 #   resident processes (bench/paired_predict.py: the ratio least moved by the machine's drift);
 #   the train split batched as `group_by_length=True` does, each batch padded to its longest,
-#   for as many steps as ours (one epoch). This project runs as a user's command would: prediction with the default
-#   --predict_batch_size (8), training through the product's bucketed pipeline.
+#   for as many steps as ours (one epoch). This project runs as a user's command would:
+#   prediction with the default --predict_batch_size (8), training through the product's
+#   bucketed pipeline.
 # ISA=avx2 approximates an AVX2-only CPU on a newer one: oneDNN (TensorFlow's and torch's), MKL
 #   and torch's own kernels stop at AVX2.
 # STEPS: timed steps of the fixed-shape runs (default 20); TRAIN_STEPS: steps of the real-data

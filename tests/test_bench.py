@@ -45,7 +45,7 @@ def test_task_split_and_tokenize_only(tiny_bert, tmp_path):
 
 
 def test_paced_passes_wait_for_a_line_each_and_report_their_seconds(monkeypatch, capsys):
-  sys.path.insert(0, os.path.join(conftest.REPO_DIR, "bench"))
+  monkeypatch.syspath_prepend(os.path.join(conftest.REPO_DIR, "bench"))
   import timing  # pylint: disable=g-import-not-at-top  # bench/timing.py
   stdin = io.StringIO("go\ngo\ngo\nleft over\n")
   monkeypatch.setattr(sys, "stdin", stdin)
