@@ -29,6 +29,17 @@ POOLINGS = ("cls", "mean")
 POSITIVE_WEIGHT_CAP = 10.0
 
 
+def skips_padding(device, use_xla):
+  """Whether the classifier skips the padding in BERT's dense layers on `device` ("cpu", "gpu"
+  or "tpu"): on a CPU without XLA (see `modeling.BertModel.call`'s `real_tokens_only`).
+
+  XLA compiles for static shapes, and the real tokens' count is not one; on a GPU it was not
+  measured. On a 2-core CPU (AVX2) psychexp's test split, whose batches are ~6% padding,
+  predicted 5% faster (median of 10 passes alternated in one process).
+  """
+  return device == "cpu" and not use_xla
+
+
 class MultiLabelClassifier(keras.Model):
   """BERT plus the sigmoid head.
 
@@ -36,10 +47,12 @@ class MultiLabelClassifier(keras.Model):
   Returns float32 logits [batch, num_labels], also under a mixed-precision policy.
 
   `pooling` is "cls" (BERT's pooler, as the original) or "mean" (the mean of the last layer over
-  the real tokens; the model has no pooler).
+  the real tokens; the model has no pooler). `skip_padding` runs BERT's dense layers on the real
+  tokens alone (see `skips_padding`): the same logits, less work.
   """
 
-  def __init__(self, bert_config, num_labels, add_dense=False, pooling="cls", **kwargs):
+  def __init__(self, bert_config, num_labels, add_dense=False, pooling="cls",
+               skip_padding=False, **kwargs):
     super().__init__(**kwargs)
     if pooling not in POOLINGS:
       raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -47,6 +60,7 @@ class MultiLabelClassifier(keras.Model):
     self.num_labels = num_labels
     self.add_dense = add_dense
     self.pooling = pooling
+    self.skip_padding = skip_padding
     self.bert = modeling.BertModel(bert_config, add_pooler=pooling == "cls",
                                    dtype=self.dtype_policy)
     self.dropout = modeling.Dropout(0.1, dtype="float32")
@@ -69,7 +83,7 @@ class MultiLabelClassifier(keras.Model):
     sequence, pooled = self.bert(
         input_ids=features["input_ids"], input_mask=features["input_mask"],
         token_type_ids=features["segment_ids"], training=training,
-        pooled_only=self.pooling == "cls")
+        pooled_only=self.pooling == "cls", real_tokens_only=self.skip_padding)
     if self.pooling == "mean":
       pooled = masked_mean(sequence, features["input_mask"])
     pooled = self.dropout(tf.cast(pooled, tf.float32), training=training)
@@ -91,7 +105,7 @@ class MultiLabelClassifier(keras.Model):
   def get_config(self):
     return {**super().get_config(), "bert_config": self.bert_config.to_dict(),
             "num_labels": self.num_labels, "add_dense": self.add_dense,
-            "pooling": self.pooling}
+            "pooling": self.pooling, "skip_padding": self.skip_padding}
 
 
 def masked_mean(sequence_output, input_mask):

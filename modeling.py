@@ -166,6 +166,14 @@ def _project(dense, x, scale=None):
   return tf.nn.bias_add(tf.matmul(x, dense.kernel * scale), dense.bias * scale)
 
 
+def _scatter_tokens(rows, token_positions, batch, seq):
+  """The real tokens' rows [tokens, hidden] in their places of a [batch, seq, hidden] tensor that
+  is zero at the padding; `token_positions` int32 [tokens, 1] as in `TransformerLayer.call`."""
+  hidden = tf.shape(rows)[1]
+  return tf.reshape(tf.scatter_nd(token_positions, rows, tf.stack([batch * seq, hidden])),
+                    tf.stack([batch, seq, hidden]))
+
+
 @tf.custom_gradient
 def _masked(x, mask):
   """x · mask, whose backward pass needs only the mask: d(x · mask)/dx = mask."""
@@ -326,36 +334,50 @@ class TransformerLayer(keras.layers.Layer):
     """
     hidden, heads, size = self.config.hidden_size, self.num_heads, self.head_size
     query = tf.reshape(_project(self.query, first, scale=1.0 / math.sqrt(size)),
-                       [-1, heads, size])                                    # [batch, heads, size]
+                       [-1, heads, size])                                 # [batch, heads, size]
     key_kernel = tf.reshape(self.key.kernel, [hidden, heads, size])
-    folded_query = tf.einsum("bhd,ihd->bhi", query, key_kernel)             # [batch, heads, hidden]
+    folded_query = tf.einsum("bhd,ihd->bhi", query, key_kernel)           # [batch, heads, hidden]
     # q · bk shifts all of a head's scores alike, which the softmax ignores; it is kept so that
     # the key bias keeps its (zero) gradient, as in the full attention.
     key_bias = tf.reduce_sum(query * tf.reshape(self.key.bias, [heads, size]), -1)
     scores = (tf.matmul(folded_query, hidden_states, transpose_b=True) + key_bias[..., tf.newaxis]
-              + tf.cast(attention_bias[:, 0], query.dtype))                  # [batch, heads, seq]
+              + tf.cast(attention_bias[:, 0], query.dtype))               # [batch, heads, seq]
     probs = self.attention_dropout(tf.nn.softmax(scores), training=training)
-    mixed = tf.matmul(probs, hidden_states)                                  # [batch, heads, hidden]
+    mixed = tf.matmul(probs, hidden_states)                               # [batch, heads, hidden]
     value_kernel = tf.reshape(self.value.kernel, [hidden, heads, size])
     # Σ p is 1 but where dropout zeroed some of the weights.
     context = (tf.einsum("bhi,ihd->bhd", mixed, value_kernel) +
                tf.reduce_sum(probs, -1, keepdims=True) * tf.reshape(self.value.bias, [heads, size]))
     return tf.reshape(context, [-1, hidden])
 
-  def call(self, hidden_states, attention_bias, training=False, first_token_only=False):
+  def call(self, hidden_states, attention_bias, training=False, first_token_only=False,
+           token_positions=None):
     """Returns the block's output, [batch, seq, hidden] or, if `first_token_only`, [batch, 1,
     hidden]: the first position alone, attending to all the others, which is all a pooler
-    reads from the last block."""
-    batch, seq = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
+    reads from the last block.
+
+    With `token_positions`, int32 [tokens, 1], the flat index (row · seq + column) of each real
+    token, `hidden_states` holds only those tokens, [tokens, hidden], and so does the output
+    (unless `first_token_only`): the dense layers skip the padding, and only the attention
+    sees the [batch, seq] layout.
+    """
+    batch, seq = tf.shape(attention_bias)[0], tf.shape(attention_bias)[3]
+    hidden = self.config.hidden_size
+    padded = hidden_states
+    if token_positions is not None:
+      padded = _scatter_tokens(hidden_states, token_positions, batch, seq)
     # As Google's code does, the dense layers work on [rows, hidden] matrices: a plain MatMul +
     # BiasAdd (+ GELU), which TensorFlow's oneDNN rewrites fuse into one kernel.
     if first_token_only:
-      rows = hidden_states[:, 0]
-      context = self._first_token_attention(hidden_states, rows, attention_bias, training)
-      output_shape = [batch, 1, self.config.hidden_size]
+      rows = padded[:, 0]
+      context = self._first_token_attention(padded, rows, attention_bias, training)
+      output_shape = [batch, 1, hidden]
     else:
-      rows = tf.reshape(hidden_states, [-1, self.config.hidden_size])
-      context = self._attention(rows, batch, seq, attention_bias, training)
+      rows = tf.reshape(hidden_states, [-1, hidden])
+      context = self._attention(tf.reshape(padded, [-1, hidden]), batch, seq, attention_bias,
+                                training)
+      if token_positions is not None:
+        context = tf.gather_nd(context, token_positions)
       output_shape = tf.shape(hidden_states)
     attention = self.hidden_dropout(_project(self.attention_output, context), training=training)
     attention = self.attention_layer_norm(attention + rows)
@@ -437,11 +459,17 @@ class BertModel(keras.Model):
     self.built = True
 
   def call(self, input_ids, input_mask=None, token_type_ids=None, training=False,
-           pooled_only=False):
+           pooled_only=False, real_tokens_only=False):
     """Returns `(sequence_output, pooled_output)`; with `pooled_only`, `(None, pooled_output)`.
 
     `pooled_only` lets the last block compute the [CLS] position alone, the only one the pooler
     reads: the same pooled output (and gradients) for about 1/num_hidden_layers less work.
+
+    `real_tokens_only` runs the dense layers on the real tokens alone (the mask's ones), not on
+    the padding: the same outputs at the real positions and the same pooled output, for the
+    padding's share less work, and the sequence output is zero at padded positions. Its
+    gathers have a dynamic shape: for CPUs and GPUs, not for XLA. Off, every position is
+    computed as in Google's code.
     """
     if pooled_only and self.pooler is None:
       raise ValueError("pooled_only needs the pooler; this BertModel has none")
@@ -456,10 +484,19 @@ class BertModel(keras.Model):
     mask = tf.cast(input_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]
     attention_bias = (1.0 - mask) * -10000.0
     hidden_states = self.embeddings(input_ids, token_type_ids, training=training)
+    token_positions = None
+    if real_tokens_only:
+      token_positions = tf.cast(tf.where(tf.reshape(input_mask, [-1]) > 0), tf.int32)
+      hidden_states = tf.gather_nd(tf.reshape(hidden_states, [-1, self.config.hidden_size]),
+                                   token_positions)                        # [tokens, hidden]
     last = len(self.encoder_layers) - 1
     for i, layer in enumerate(self.encoder_layers):
       hidden_states = layer(hidden_states, attention_bias, training=training,
-                            first_token_only=pooled_only and i == last)
+                            first_token_only=pooled_only and i == last,
+                            token_positions=token_positions)
+    if real_tokens_only and not pooled_only:
+      hidden_states = _scatter_tokens(hidden_states, token_positions, tf.shape(input_ids)[0],
+                                      tf.shape(input_ids)[1])
     pooled_output = None if self.pooler is None else self.pooler(hidden_states)
     return (None if pooled_only else hidden_states), pooled_output
 

@@ -75,6 +75,11 @@ class Hardware:
     """Batch widths are rounded up to a multiple of this (see `input_pipeline`)."""
     return input_pipeline.length_multiple(self.device, self.use_xla)
 
+  @property
+  def skips_padding(self):
+    """The model's dense layers skip the padding (see `classifier.skips_padding`)."""
+    return classifier.skips_padding(self.device, self.use_xla)
+
 
 def choose_hardware(use_tpu, tpu_name, tpu_zone, gcp_project, master, precision,
                     bucket_by_length, use_xla):
@@ -212,7 +217,8 @@ def build_model(hardware, bert_config, num_labels, add_dense, seed, pooling="cls
   """The classifier, its head initialised from `seed` (which also seeds dropout)."""
   keras.utils.set_random_seed(seed)
   with hardware.strategy.scope():
-    return classifier.MultiLabelClassifier(bert_config, num_labels, add_dense, pooling)
+    return classifier.MultiLabelClassifier(bert_config, num_labels, add_dense, pooling,
+                                           skip_padding=hardware.skips_padding)
 
 
 @dataclasses.dataclass(frozen=True)

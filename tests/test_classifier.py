@@ -48,6 +48,27 @@ def test_mean_pooling_averages_the_real_tokens_and_ignores_padding(tiny_bert):
   assert np.abs(everything - by_hand).max() > 1e-2
 
 
+@pytest.mark.parametrize("pooling", classifier.POOLINGS)
+def test_skipping_the_padding_gives_the_same_logits(tiny_bert, pooling):
+  keras.utils.set_random_seed(4)
+  model = classifier.MultiLabelClassifier(config_up_to_128(tiny_bert), 3, pooling=pooling)
+  skipping = classifier.MultiLabelClassifier(config_up_to_128(tiny_bert), 3, pooling=pooling,
+                                             skip_padding=True)
+  for mine, theirs in zip(skipping.weights, model.weights):
+    mine.assign(theirs)
+  rng = np.random.default_rng(1)
+  inputs = padded([rng.integers(5, 60, size=n).tolist() for n in (17, 3, 9)], 24)
+  np.testing.assert_allclose(skipping(inputs), model(inputs), rtol=1e-5, atol=1e-6)
+  assert skipping.get_config()["skip_padding"] and not model.get_config()["skip_padding"]
+
+
+def test_only_a_cpu_without_xla_skips_the_padding():
+  assert classifier.skips_padding("cpu", use_xla=False)
+  assert not classifier.skips_padding("cpu", use_xla=True)
+  assert not classifier.skips_padding("gpu", use_xla=False)
+  assert not classifier.skips_padding("tpu", use_xla=True)
+
+
 def test_mean_pooled_model_has_no_pooler_to_load_train_or_save(tiny_bert, tmp_path):
   config = modeling.BertConfig.from_json_file(tiny_bert["config_file"])
   model = classifier.MultiLabelClassifier(config, 3, pooling="mean")

@@ -91,6 +91,46 @@ def test_pooled_only_gives_googles_pooled_output_and_the_same_gradients(tiny_ber
                           err_msg=variable.path)
 
 
+@pytest.mark.parametrize("pooled_only", [False, True])
+def test_real_tokens_only_gives_the_same_outputs_and_gradients(tiny_bert, loaded_model,
+                                                               pooled_only):
+  inputs = tiny_bert["inputs"]
+  mask = inputs["input_mask"].astype(bool)
+  assert not mask.all()  # Some padding to skip.
+  weights = np.random.default_rng(1).normal(size=[mask.shape[0], 32]).astype(np.float32)
+
+  def run(real_tokens_only):
+    with tf.GradientTape() as tape:
+      sequence, pooled = loaded_model(**inputs, training=False, pooled_only=pooled_only,
+                                      real_tokens_only=real_tokens_only)
+      loss = tf.reduce_sum(pooled * weights[:, :pooled.shape[1]])
+      if sequence is not None:
+        loss += tf.reduce_sum(tf.boolean_mask(sequence, mask)[:, 0])
+    return sequence, pooled, tape.gradient(loss, loaded_model.trainable_variables)
+
+  padded, packed = run(False), run(True)
+  conftest.assert_close(packed[1], padded[1])
+  if pooled_only:
+    assert packed[0] is None
+  else:
+    conftest.assert_close(np.asarray(packed[0])[mask], np.asarray(padded[0])[mask])
+    assert not np.asarray(packed[0])[~mask].any()
+  for variable, a, b in zip(loaded_model.trainable_variables, padded[2], packed[2]):
+    # The key biases' gradients are rounding noise around zero, as above.
+    conftest.assert_close(tf.convert_to_tensor(b), tf.convert_to_tensor(a), atol=1e-9,
+                          err_msg=variable.path)
+
+
+def test_real_tokens_only_with_dropout(tiny_bert, loaded_model):
+  """Dropout draws masks of the packed shape: outputs change, padding stays zero."""
+  inputs = tiny_bert["inputs"]
+  mask = inputs["input_mask"].astype(bool)
+  plain, _ = loaded_model(**inputs, training=False, real_tokens_only=True)
+  dropped, pooled = loaded_model(**inputs, training=True, real_tokens_only=True)
+  assert np.abs(np.asarray(dropped) - np.asarray(plain))[mask].min() > 0
+  assert not np.asarray(dropped)[~mask].any() and np.isfinite(pooled).all()
+
+
 def test_dropout_drops_the_rate_and_keeps_the_expectation():
   dropout = modeling.Dropout(0.1, seed=3)
   x = tf.ones([1001, 999])  # An odd size: the last 32-bit draw serves one element.
