@@ -49,16 +49,18 @@ def test_mean_pooling_averages_the_real_tokens_and_ignores_padding(tiny_bert):
 
 
 @pytest.mark.parametrize("pooling", classifier.POOLINGS)
-def test_skipping_the_padding_gives_the_same_logits(tiny_bert, pooling):
-  keras.utils.set_random_seed(4)
-  model = classifier.MultiLabelClassifier(config_up_to_128(tiny_bert), 3, pooling=pooling)
-  skipping = classifier.MultiLabelClassifier(config_up_to_128(tiny_bert), 3, pooling=pooling,
-                                             skip_padding=True)
-  for mine, theirs in zip(skipping.weights, model.weights):
-    mine.assign(theirs)
+def test_skipping_the_padding_predicts_the_same_and_trains_as_before(tiny_bert, pooling):
+  def build(skip_padding):
+    keras.utils.set_random_seed(4)  # The same weights and dropout seeds.
+    return classifier.MultiLabelClassifier(config_up_to_128(tiny_bert), 3, pooling=pooling,
+                                           skip_padding=skip_padding)
+
+  model, skipping = build(False), build(True)
   rng = np.random.default_rng(1)
   inputs = padded([rng.integers(5, 60, size=n).tolist() for n in (17, 3, 9)], 24)
   np.testing.assert_allclose(skipping(inputs), model(inputs), rtol=1e-5, atol=1e-6)
+  # Training runs the padded layout: the same dropout masks, the same logits.
+  np.testing.assert_array_equal(skipping(inputs, training=True), model(inputs, training=True))
   assert skipping.get_config()["skip_padding"] and not model.get_config()["skip_padding"]
 
 
