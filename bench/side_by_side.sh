@@ -83,9 +83,9 @@ for what, ours, hf in rows:
 paired = runs.get("paired_task_predict")
 if paired:
   warm, cold = paired["median_examples_per_sec"], paired["cold_examples_per_sec"]
-  print(f"{'  the same, alternating passes (median of the rounds)':58} {warm['hf']:7.1f} "
+  print(f"{'prediction, test split, alternating passes (median round)':58} {warm['hf']:7.1f} "
         f"{warm['ours']:7.1f} {paired['median_ratio']:6.2f}")
-  print(f"{'  their cold passes':58} {cold['hf']:7.1f} {cold['ours']:7.1f} "
+  print(f"{'  the same, their cold passes':58} {cold['hf']:7.1f} {cold['ours']:7.1f} "
         f"{paired['cold_ratio']:6.2f}")
 for what, ours, hf in [("prediction, test split, cold (first pass)", "ours_task_predict",
                         "hf_task_predict"),
