@@ -77,7 +77,7 @@ class Hardware:
 
   @property
   def skips_padding(self):
-    """The model's dense layers skip the padding (see `classifier.skips_padding`)."""
+    """The model's dense layers skip the padding when predicting (`classifier.skips_padding`)."""
     return classifier.skips_padding(self.device, self.use_xla)
 
 
