@@ -97,7 +97,7 @@ def batches_in_flight(strategy):
   `CPU_BATCHES_IN_FLIGHT` for one replica on the CPU; 1 on accelerators (which run one
   program at a time) and for several replicas (each step is a collective across them).
   """
-  on_cpu = not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+  on_cpu = distribution.on_accelerator(strategy) == "cpu"
   return CPU_BATCHES_IN_FLIGHT if on_cpu and strategy.num_replicas_in_sync == 1 else 1
 
 
