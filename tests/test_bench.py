@@ -105,3 +105,17 @@ def test_gpu_mfu_script_runs_fp32_bf16_and_xla():
   assert [(r["precision"], r["jit_compile"]) for r in reports] == [
       ("fp32", False), ("bf16", False), ("bf16", True)]
   assert all(r["mode"] == "train" and r["mfu"] > 0 for r in reports)
+
+
+def test_gemm_speed_measures_every_dense_shape_in_each_round():
+  result = subprocess.run(
+      [sys.executable, "bench/gemm_speed.py", "--frameworks=tensorflow", "--rows=8,16",
+       "--hidden=16", "--intermediate=32", "--calls=2", "--rounds=2"],
+      cwd=conftest.REPO_DIR, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(result.stdout)
+  assert set(report) == {"tensorflow", "device"}
+  expected = {f"{rows}x{k}x{n}" for rows in (8, 16) for k, n in ((16, 16), (16, 32), (32, 16))}
+  assert set(report["tensorflow"]) == expected
+  for rounds in report["tensorflow"].values():
+    assert len(rounds) == 2 and all(gflops > 0 for gflops in rounds)
