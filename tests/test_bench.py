@@ -119,3 +119,17 @@ def test_gemm_speed_measures_every_dense_shape_in_each_round():
   assert set(report["tensorflow"]) == expected
   for rounds in report["tensorflow"].values():
     assert len(rounds) == 2 and all(gflops > 0 for gflops in rounds)
+
+
+def test_gemm_speed_reports_a_framework_it_could_not_measure(tmp_path):
+  # A torch that cannot be imported, as on a machine without it: the report says why.
+  (tmp_path / "torch.py").write_text("raise ImportError('torch is not installed here')\n")
+  result = subprocess.run(
+      [sys.executable, "bench/gemm_speed.py", "--frameworks=tensorflow", "--frameworks=torch",
+       "--rows=8", "--hidden=16", "--intermediate=32", "--calls=2", "--rounds=2"],
+      cwd=conftest.REPO_DIR, capture_output=True, text=True, timeout=300, check=False,
+      env={**os.environ, "PYTHONPATH": str(tmp_path)})
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(result.stdout)
+  assert report["torch"].startswith("not measured") and "not installed here" in report["torch"]
+  assert all(len(rounds) == 2 for rounds in report["tensorflow"].values())
