@@ -726,10 +726,18 @@ class GenericProcessor(base.DataProcessor):
         return _Layout(None)
       self._require_columns(rows, [(c, flag) for c in wanted], split)
       return _Layout("list" if options.labels_column else "wide", tuple(wanted))
-    if _DEFAULT_LABELS_COLUMN in columns:
-      return _Layout("list", (_DEFAULT_LABELS_COLUMN,))
     taken = {options.text_column, options.text_b_column, options.id_column, ""}
     taken.update(options.ignore_columns)
+    if _DEFAULT_LABELS_COLUMN in columns:
+      unread = [c for c in rows.columns if c not in taken and c != _DEFAULT_LABELS_COLUMN]
+      if unread:
+        # A wide file with a label called "labels" reads as a list layout: say what is left out.
+        logging.warning(
+            "%s: column %r holds the labels (a list layout), so column(s) %s are not read; "
+            "name the label columns with --label_columns to read a wide file, or list the "
+            "others in --ignore_columns", rows.path, _DEFAULT_LABELS_COLUMN,
+            ", ".join(map(repr, unread)))
+      return _Layout("list", (_DEFAULT_LABELS_COLUMN,))
     inferred = tuple(c for c in rows.columns if c not in taken)
     if inferred:
       logging.info("%s: wide layout; label columns (the columns that are not text, id or "

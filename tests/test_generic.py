@@ -254,6 +254,23 @@ def test_unnamed_index_column_is_ignored(tmp_path):
   assert [e.labels for e in p.get_train_examples(str(tmp_path))] in ([(1,)], [(0,)])
 
 
+def test_columns_a_labels_column_leaves_unread_are_a_warning(tmp_path, caplog):
+  # A wide file whose label is called "labels": the list layout wins, and the log says what it
+  # leaves out and how to read the file as wide instead.
+  write(tmp_path, "train.csv", "id,text,spam,labels,note\n1,x,1,0,hi\n")
+  with caplog.at_level(logging.WARNING):
+    p = processor(tmp_path, id_column="id", ignore_columns=("note",))
+    p.get_labels()
+  assert "'spam' are not read" in caplog.text and "--label_columns" in caplog.text
+  assert "'note'" not in caplog.text and "'id'" not in caplog.text
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    p = processor(tmp_path, id_column="id", label_columns=("spam", "labels"))
+    assert p.get_labels() == ["spam", "labels"]
+    assert [e.labels for e in p.get_train_examples(str(tmp_path))] in ([(1, 0)], [])
+  assert "not read" not in caplog.text
+
+
 def test_label_without_positive_in_train_is_a_warning(tmp_path, caplog):
   write(tmp_path, "train.csv", "text,a,b\n" + "".join(f"t{i},1,0\n" for i in range(12)))
   with caplog.at_level(logging.WARNING):

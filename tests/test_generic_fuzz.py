@@ -137,8 +137,11 @@ def test_well_formed_files_read_back(rows, layout, line_end, bom, data):
       "\r" in text for text, _ in rows)
   # In a CSV cell, a token that is a label name is that name, not an id.
   ids_as_names = layout == "ids-csv" and any(re.fullmatch(r"\d+", n, re.ASCII) for n in names)
+  # A wide label column named like another column repeats it, and one named "labels" makes the
+  # file a list layout (processors/generic.py): that file is not the wide file it was meant to be.
+  label_column_clash = layout == "wide-csv" and bool({"id", "text", "labels"} & set(names))
   well_formed = (mutated == content and names and all(text.strip() for text, _ in rows) and
-                 not unquoted_cr and not ids_as_names)
+                 not unquoted_cr and not ids_as_names and not label_column_clash)
   if well_formed:
     assert result is not None
     labels, examples = result
