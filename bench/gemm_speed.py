@@ -22,11 +22,11 @@ import os
 import platform
 import subprocess
 import sys
-import time
 
 from absl import app
 from absl import flags
-import numpy as np
+
+import timing  # bench/timing.py, beside this script
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("rows", ["1024", "2048"], "Rows of the left operand (tokens in a batch).")
@@ -48,13 +48,8 @@ def shapes():
 
 
 def median_gflops(multiply, rows, k, n):
-  multiply()
-  times = []
-  for _ in range(FLAGS.calls):
-    started = time.perf_counter()
-    multiply()
-    times.append(time.perf_counter() - started)
-  return 2 * rows * k * n / float(np.median(times)) / 1e9
+  timed = timing.time_steps(multiply, batch_size=1, warmup_steps=1, steps=FLAGS.calls)
+  return 2 * rows * k * n / (timed["step_time_ms_median"] / 1e3) / 1e9
 
 
 def measure_tensorflow():
