@@ -45,6 +45,45 @@ def test_tanh_and_exact_gelu_differ_and_config_picks_one(config):
   assert modeling.BertModel(config).encoder_layers[0].activation is modeling.gelu_tanh
 
 
+@pytest.mark.parametrize("name", ["gelu", "gelu_exact"])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_trained_gelu_has_the_values_and_gradients_of_autodiff(name, jit_compile):
+  activation = modeling.ACTIVATIONS[name]
+  trained = modeling.TRAINED_ACTIVATIONS[activation]
+  x = tf.constant(np.linspace(-6, 6, 241), tf.float32)
+
+  def value_and_gradient(function):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = function(x)
+    return y, tape.gradient(y, x, output_gradients=tf.cos(x))
+
+  expected = value_and_gradient(activation)
+  got = tf.function(lambda: value_and_gradient(trained), jit_compile=jit_compile)()
+  np.testing.assert_allclose(got[0], expected[0], rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(got[1], expected[1], rtol=1e-5, atol=1e-6)
+
+
+def test_training_uses_the_trained_gelu_with_autodiffs_gradients(tiny_bert, config):
+  model = modeling.BertModel(modeling.BertConfig(**dict(
+      config.to_dict(), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)))
+  modeling.load_checkpoint(model, tiny_bert["checkpoint"])
+  assert all(layer.trained_activation is modeling.TRAINED_ACTIVATIONS[modeling.gelu_tanh]
+             for layer in model.encoder_layers)
+
+  def gradients():
+    with tf.GradientTape() as tape:
+      _, pooled = model(**tiny_bert["inputs"], training=True)
+      loss = tf.reduce_sum(pooled * tf.sin(tf.range(pooled.shape[-1], dtype=tf.float32)))
+    return [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+
+  trained = gradients()
+  for layer in model.encoder_layers:
+    layer.trained_activation = layer.activation
+  for got, expected in zip(trained, gradients()):
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_real_positions_ignore_extra_padding(tiny_bert, loaded_model):
   inputs = tiny_bert["inputs"]
   padded = {k: np.pad(v, [(0, 0), (0, 7)]) for k, v in inputs.items()}
