@@ -728,8 +728,9 @@ class GenericProcessor(base.DataProcessor):
       return _Layout("list" if options.labels_column else "wide", tuple(wanted))
     taken = {options.text_column, options.text_b_column, options.id_column, ""}
     taken.update(options.ignore_columns)
+    inferred = tuple(c for c in rows.columns if c not in taken)
     if _DEFAULT_LABELS_COLUMN in columns:
-      unread = [c for c in rows.columns if c not in taken and c != _DEFAULT_LABELS_COLUMN]
+      unread = [c for c in inferred if c != _DEFAULT_LABELS_COLUMN]
       if unread:
         # A wide file with a label called "labels" reads as a list layout: say what is left out.
         logging.warning(
@@ -738,7 +739,6 @@ class GenericProcessor(base.DataProcessor):
             "others in --ignore_columns", rows.path, _DEFAULT_LABELS_COLUMN,
             ", ".join(map(repr, unread)))
       return _Layout("list", (_DEFAULT_LABELS_COLUMN,))
-    inferred = tuple(c for c in rows.columns if c not in taken)
     if inferred:
       logging.info("%s: wide layout; label columns (the columns that are not text, id or "
                    "--ignore_columns): %s", rows.path, ", ".join(inferred))
