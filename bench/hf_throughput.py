@@ -38,7 +38,6 @@ import json
 import os
 import platform
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -67,8 +66,11 @@ flags.DEFINE_enum("padding", "longest", ["longest", "max_length"], "Task modes: 
 flags.DEFINE_bool("sort_by_length", True, "Task prediction: predict the examples sorted by "
                   "length (then restored to input order).")
 flags.DEFINE_integer("passes", 3, "Task prediction: warm passes after the cold one.")
-flags.DEFINE_bool("paced", False, "Task prediction: run each pass when a line arrives on stdin "
-                  "(see timing.time_passes); bench/paired_predict.py sets it.")
+flags.DEFINE_bool("paced", False, "Run each prediction pass, or each chunk of training steps, "
+                  "when a line arrives on stdin (see timing.time_passes); bench/paired.py sets "
+                  "it. Fixed-shape training then runs --steps after its first step, in chunks.")
+flags.DEFINE_integer("chunk_steps", 100, "Training: steps per timed chunk after the first step, "
+                     "as bench/throughput.py times ours.")
 flags.DEFINE_integer("seed", 42, "Task training: the sampler's seed.")
 flags.DEFINE_bool("fused_adamw", True, "Training: torch's fused AdamW, as the Trainer uses by "
                   "default; false for the per-tensor loop of `torch.optim.AdamW()`.")
@@ -102,6 +104,9 @@ def fixed_shape(torch, transformers):
     model.eval()
     run = lambda: predict_batch(torch, model, batch)
   steps = FLAGS.steps or 20
+  if FLAGS.paced and FLAGS.mode == "train":
+    return timing.paced_fixed_training(lambda n: [run() for _ in range(n)], FLAGS.batch_size,
+                                       steps, FLAGS.chunk_steps)
   return timing.time_steps(run, FLAGS.batch_size, FLAGS.warmup_steps, steps)
 
 
@@ -202,20 +207,24 @@ def task_train(torch, transformers):
     order.extend(LengthGroupedSampler(FLAGS.batch_size, lengths=lengths, generator=generator))
     epoch += 1
   step = make_train_step(torch, model)
-  times, widths = [], []
-  for k in range(steps):
+  widths = []
+
+  def run_steps(n):
     # The collation is timed with the step: the Trainer's data loader does it between steps.
-    started = time.perf_counter()
-    indices = order[k * FLAGS.batch_size:(k + 1) * FLAGS.batch_size]
-    batch = collate(collator, encoded, indices)
-    step(batch, labels[indices])
-    times.append(time.perf_counter() - started)
-    widths.append(batch["input_ids"].shape[1])
-  warm = sum(times[1:])
+    for _ in range(n):
+      k = len(widths)
+      indices = order[k * FLAGS.batch_size:(k + 1) * FLAGS.batch_size]
+      batch = collate(collator, encoded, indices)
+      step(batch, labels[indices])
+      widths.append(batch["input_ids"].shape[1])
+
+  sizes, seconds = timing.time_chunks(run_steps, steps, FLAGS.chunk_steps, FLAGS.paced)
+  warm = sum(seconds[1:])
   return {"task": FLAGS.task_name, "steps": steps,
           "examples_per_sec": FLAGS.batch_size * (steps - 1) / warm,
-          "cold_examples_per_sec": FLAGS.batch_size * steps / sum(times),
-          "cold_step_ms": times[0] * 1e3, "seconds": sum(times), "padding": FLAGS.padding,
+          "cold_examples_per_sec": FLAGS.batch_size * steps / sum(seconds),
+          "cold_step_ms": seconds[0] * 1e3, "seconds": sum(seconds), "chunk_steps": sizes,
+          "chunk_seconds": seconds, "padding": FLAGS.padding,
           "mean_tokens": float(np.mean(lengths)), "mean_width": float(np.mean(widths))}
 
 

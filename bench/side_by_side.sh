@@ -11,15 +11,16 @@
 # DATA_DIR: optional psychexp folder; adds the real-data runs, where Hugging Face is measured at
 #   its best: the test split predicted sorted by length, each batch padded to its longest, fast
 #   tokenizer (and, for reference, padded to 128), and again in alternating passes of two
-#   resident processes (bench/paired_predict.py: the ratio least moved by the machine's drift);
+#   resident processes (bench/paired.py: the ratio least moved by the machine's drift);
 #   the train split batched as `group_by_length=True` does, each batch padded to its longest,
-#   for as many steps as ours (one epoch). This project runs as a user's command would:
-#   prediction with the default --predict_batch_size (8), training through the product's
-#   bucketed pipeline.
+#   for as many steps as ours (one epoch), the two sides alternating chunks of 10 steps. This
+#   project runs as a user's command would: prediction with the default --predict_batch_size
+#   (8), training through the product's bucketed pipeline. Fixed-shape training also runs
+#   alternated, in chunks of 4 steps.
 # ISA=avx2 approximates an AVX2-only CPU on a newer one: oneDNN (TensorFlow's and torch's), MKL
 #   and torch's own kernels stop at AVX2.
-# STEPS: timed steps of the fixed-shape runs (default 20); TRAIN_STEPS: steps of the real-data
-#   training runs (default one epoch).
+# STEPS: timed steps of the fixed-shape runs (default 20; 40 alternated); TRAIN_STEPS: steps of
+#   the real-data training run (default one epoch).
 # Needs torch and transformers for the baseline (see bench/hf_throughput.py). Each run is a
 # fresh process, so the real-data figures include the cold start.
 set -euo pipefail
@@ -46,21 +47,20 @@ measure() {
 print(json.dumps({"label": sys.argv[1], **json.load(sys.stdin)}))' "$label" | tee -a "$results"
 }
 
+paired="python bench/paired.py --model_dir=$model_dir --max_seq_length=128"
 for mode in train predict; do
   measure "hf_fixed_$mode" $hf --mode=$mode $fixed
   measure "ours_fixed_$mode" $ours --mode=$mode $fixed
 done
+measure paired_fixed_train $paired --mode=train --batch_size=32 --steps=$((2 * steps))
 if [[ -n "$data_dir" ]]; then
   measure hf_task_predict $hf --mode=predict $task --batch_size=32
   measure hf_task_predict_pad128 $hf --mode=predict $task --batch_size=32 --padding=max_length \
       --passes=1
   measure ours_task_predict $ours --mode=predict $task --vocab_file="$model_dir/vocab.txt" \
       --batch_size=8
-  measure paired_task_predict python bench/paired_predict.py --model_dir="$model_dir" \
-      --data_dir="$data_dir" --max_seq_length=128
-  measure hf_task_train $hf --mode=train $task --batch_size=32 $train_steps
-  measure ours_task_train $ours --mode=train $task --vocab_file="$model_dir/vocab.txt" \
-      --batch_size=32 $train_steps
+  measure paired_task_predict $paired --mode=predict --data_dir="$data_dir"
+  measure paired_task_train $paired --mode=train --data_dir="$data_dir" $train_steps
   measure ours_tokenize $ours $task --vocab_file="$model_dir/vocab.txt" --tokenize_only
 fi
 
@@ -72,26 +72,25 @@ rows = [("training, fixed 32x128", "ours_fixed_train", "hf_fixed_train"),
         ("prediction, test split, files to probabilities (warm)", "ours_task_predict",
          "hf_task_predict"),
         ("  the same, against Hugging Face padding to 128", "ours_task_predict",
-         "hf_task_predict_pad128"),
-        ("training, train split, bucketed / group_by_length", "ours_task_train",
-         "hf_task_train")]
+         "hf_task_predict_pad128")]
 print(f"{'examples/s':58} {'HF':>7} {'ours':>7} {'ratio':>6}")
 for what, ours, hf in rows:
   if ours in runs and hf in runs:
     a, b = runs[ours]["examples_per_sec"], runs[hf]["examples_per_sec"]
     print(f"{what:58} {b:7.1f} {a:7.1f} {a / b:6.2f}")
-paired = runs.get("paired_task_predict")
-if paired:
-  warm, cold = paired["median_examples_per_sec"], paired["cold_examples_per_sec"]
-  print(f"{'prediction, test split, alternating passes (median round)':58} {warm['hf']:7.1f} "
-        f"{warm['ours']:7.1f} {paired['median_ratio']:6.2f}")
-  print(f"{'  the same, their cold passes':58} {cold['hf']:7.1f} {cold['ours']:7.1f} "
-        f"{paired['cold_ratio']:6.2f}")
-for what, ours, hf in [("prediction, test split, cold (first pass)", "ours_task_predict",
-                        "hf_task_predict"),
-                       ("training, train split, first step included", "ours_task_train",
-                        "hf_task_train")]:
-  if ours in runs and hf in runs:
-    a, b = runs[ours]["cold_examples_per_sec"], runs[hf]["cold_examples_per_sec"]
-    print(f"{what:58} {b:7.1f} {a:7.1f} {a / b:6.2f}")
+# Alternated runs: warm examples/s over all warm passes; the ratio of the median round where
+# every pass is the same work, of the summed passes where each side runs its own batches.
+for label, what, ratio in [
+    ("paired_fixed_train", "training, fixed 32x128, alternating chunks", "median_ratio"),
+    ("paired_task_predict", "prediction, test split, alternating passes", "median_ratio"),
+    ("paired_task_train", "training, train split, alternating chunks (summed)", "total_ratio")]:
+  paired = runs.get(label)
+  if paired:
+    warm, cold = paired["warm_examples_per_sec"], paired["cold_examples_per_sec"]
+    print(f"{what:58} {warm['hf']:7.1f} {warm['ours']:7.1f} {paired[ratio]:6.2f}")
+    print(f"{'  the same, their cold passes':58} {cold['hf']:7.1f} "
+          f"{cold['ours']:7.1f} {paired['cold_ratio']:6.2f}")
+if "ours_task_predict" in runs and "hf_task_predict" in runs:
+  a, b = (runs[s]["cold_examples_per_sec"] for s in ("ours_task_predict", "hf_task_predict"))
+  print(f"{'prediction, test split, cold (first pass)':58} {b:7.1f} {a:7.1f} {a / b:6.2f}")
 EOF

@@ -62,8 +62,11 @@ flags.DEFINE_string("init_checkpoint", None, "Optional weights to load.")
 flags.DEFINE_bool("tokenize_only", False, "Measure feature conversion of the task's test split.")
 flags.DEFINE_bool("bucket_by_length", True, "Bucket the task's split by length.")
 flags.DEFINE_integer("passes", 3, "Task prediction: warm passes after the cold one.")
-flags.DEFINE_bool("paced", False, "Task prediction: run each pass when a line arrives on stdin "
-                  "(see timing.time_passes); bench/paired_predict.py sets it.")
+flags.DEFINE_bool("paced", False, "Run each prediction pass, or each chunk of training steps, "
+                  "when a line arrives on stdin (see timing.time_passes); bench/paired.py sets "
+                  "it. Fixed-shape training then runs --steps after its first step, in chunks.")
+flags.DEFINE_integer("chunk_steps", 100, "Training: steps per call of the training loop after "
+                     "the first step (run_classifier's --log_steps runs 100), each chunk timed.")
 flags.DEFINE_integer("seed", 42, "Task training: the plan's seed.")
 flags.DEFINE_float("peak_tflops", None, "The device's dense bf16 peak in TFLOP/s, for the model "
                    "FLOPs utilisation (mfu) of the fixed-shape modes. Default: known for some "
@@ -166,21 +169,18 @@ def task_train(model, strategy):
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
   loop = training.make_train_loop(model, optimizer, strategy, FLAGS.batch_size,
                                   FLAGS.jit_compile)
-  started = time.perf_counter()
-  loop(iterator, tf.constant(1))[0].numpy()
-  cold = time.perf_counter() - started
-  started = time.perf_counter()
-  for first in range(1, steps, 100):
-    loop(iterator, tf.constant(min(100, steps - first)))[0].numpy()
-  warm = time.perf_counter() - started
+  sizes, seconds = timing.time_chunks(lambda n: loop(iterator, tf.constant(n))[0].numpy(),
+                                      steps, FLAGS.chunk_steps, FLAGS.paced)
+  cold, warm = seconds[0], sum(seconds[1:])
   multiple = product_length_multiple()
   widths = (np.minimum(-(-converted.lengths[plan].max(axis=1) // multiple) * multiple,
                        FLAGS.max_seq_length) if FLAGS.bucket_by_length
             else np.full(steps, FLAGS.max_seq_length))
   return {"steps": steps, "examples_per_sec": FLAGS.batch_size * (steps - 1) / warm,
           "cold_examples_per_sec": FLAGS.batch_size * steps / (cold + warm),
-          "cold_step_ms": cold * 1e3, "seconds": cold + warm,
-          "mean_tokens": float(converted.lengths.mean()), "mean_width": float(widths.mean())}
+          "cold_step_ms": cold * 1e3, "seconds": cold + warm, "chunk_steps": sizes,
+          "chunk_seconds": seconds, "mean_tokens": float(converted.lengths.mean()),
+          "mean_width": float(widths.mean())}
 
 
 def main(argv):
@@ -233,13 +233,18 @@ def main(argv):
       iterator = iter(strategy.experimental_distribute_dataset(dataset))
       loop = training.make_train_loop(model, optimizer, strategy, FLAGS.batch_size,
                                       FLAGS.jit_compile)
-      step = lambda: loop(iterator, tf.constant(1))[0].numpy()
+      run_steps = lambda n: loop(iterator, tf.constant(n))[0].numpy()
+      step = lambda: run_steps(1)
     else:
       predict = tf.function(lambda x: tf.sigmoid(model(x, training=False)),
                             jit_compile=FLAGS.jit_compile)
       step = lambda: predict(inputs).numpy()
-    result.update(timing.time_steps(step, FLAGS.batch_size, FLAGS.warmup_steps,
-                                    FLAGS.steps or 20))
+    if FLAGS.paced and FLAGS.mode == "train":
+      result.update(timing.paced_fixed_training(run_steps, FLAGS.batch_size, FLAGS.steps or 20,
+                                                FLAGS.chunk_steps))
+    else:
+      result.update(timing.time_steps(step, FLAGS.batch_size, FLAGS.warmup_steps,
+                                      FLAGS.steps or 20))
     flops = model_flops_per_example(config, FLAGS.max_seq_length, FLAGS.mode)
     result.update(model_flops_per_example=flops,
                   model_tflops_per_sec=flops * result["examples_per_sec"] / 1e12)

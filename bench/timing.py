@@ -35,8 +35,8 @@ def time_steps(step, batch_size, warmup_steps, steps):
 def time_passes(one_pass, passes, paced=False):
   """Runs `one_pass()` 1 + `passes` times: a cold pass, then warm ones.
 
-  With `paced`, the process prints "ready" once, then waits for a line on stdin before each
-  pass and prints "pass SECONDS" after it, so that bench/paired_predict.py can alternate the
+  With `paced`, the process prints "ready PASSES" once, then waits for a line on stdin before
+  each pass and prints "pass SECONDS" after it, so that bench/paired.py can alternate the
   passes of two processes: each pass then runs alone, and the machine's drift (up to 30% here
   between minutes) hits both sides of a round alike.
 
@@ -44,7 +44,7 @@ def time_passes(one_pass, passes, paced=False):
     (seconds of each pass, the first one cold; what the last pass returned).
   """
   if paced:
-    print("ready", flush=True)
+    print(f"ready {passes}", flush=True)
   seconds, result = [], None
   for _ in range(1 + passes):
     if paced and not sys.stdin.readline():
@@ -55,3 +55,41 @@ def time_passes(one_pass, passes, paced=False):
     if paced:
       print(f"pass {seconds[-1]}", flush=True)
   return seconds, result
+
+
+def chunk_sizes(steps, chunk_steps):
+  """Training steps as timed: the first alone (tracing included), the rest in chunks.
+
+  Returns:
+    [1, chunk_steps, ..., the remainder]: `steps` in all.
+  """
+  return [1] + [min(chunk_steps, steps - first) for first in range(1, steps, chunk_steps)]
+
+
+def time_chunks(run_steps, steps, chunk_steps, paced=False):
+  """Runs `steps` training steps through `run_steps(n)`, one chunk per pass of `time_passes`.
+
+  The first step is the cold pass; each chunk of `chunk_steps` after it is a warm pass, so
+  that paced, two processes' training alternates chunk by chunk.
+
+  Returns:
+    (the steps of each pass, the seconds of each pass).
+  """
+  sizes = chunk_sizes(steps, chunk_steps)
+  pending = iter(sizes)
+  seconds, _ = time_passes(lambda: run_steps(next(pending)), len(sizes) - 1, paced)
+  return sizes, seconds
+
+
+def paced_fixed_training(run_steps, batch_size, steps, chunk_steps):
+  """Fixed-shape training paced by bench/paired.py: a first step, then `steps` in chunks.
+
+  Returns:
+    {examples_per_sec and step_time_ms_median (from the median chunk's seconds per step),
+    cold_step_ms (the first step), chunk_steps, chunk_seconds, steps}.
+  """
+  sizes, seconds = time_chunks(run_steps, 1 + steps, chunk_steps, paced=True)
+  median = float(np.median([s / n for s, n in zip(seconds[1:], sizes[1:])]))
+  return {"examples_per_sec": batch_size / median, "step_time_ms_median": median * 1e3,
+          "cold_step_ms": seconds[0] * 1e3, "chunk_steps": sizes, "chunk_seconds": seconds,
+          "steps": steps}

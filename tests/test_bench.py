@@ -60,11 +60,40 @@ def test_paced_passes_wait_for_a_line_each_and_report_their_seconds(monkeypatch,
   # Each pass began after its own line and before the next one was read.
   assert lines_read_before == [3, 6, 9]
   printed = capsys.readouterr().out.splitlines()
-  assert printed[0] == "ready" and len(printed) == 4
+  assert printed[0] == "ready 2" and len(printed) == 4
   assert [float(line.split()[1]) for line in printed[1:]] == pytest.approx(seconds)
   monkeypatch.setattr(sys, "stdin", io.StringIO("go\n"))
   with pytest.raises(SystemExit, match="stdin closed"):
     timing.time_passes(one_pass, passes=2, paced=True)
+
+
+def test_training_is_timed_first_step_alone_then_in_chunks(monkeypatch):
+  monkeypatch.syspath_prepend(os.path.join(conftest.REPO_DIR, "bench"))
+  import timing  # pylint: disable=g-import-not-at-top  # bench/timing.py
+  assert timing.chunk_sizes(1, 10) == [1]
+  assert timing.chunk_sizes(21, 10) == [1, 10, 10]
+  assert timing.chunk_sizes(25, 10) == [1, 10, 10, 4]
+  ran = []
+  sizes, seconds = timing.time_chunks(ran.append, 25, 10)
+  assert ran == sizes == [1, 10, 10, 4] and len(seconds) == 4
+
+
+def test_paced_fixed_shape_training_runs_one_chunk_per_line(tiny_bert):
+  process = subprocess.run(
+      [sys.executable, "bench/throughput.py", f"--bert_config_file={tiny_bert['config_file']}",
+       "--mode=train", "--batch_size=4", "--max_seq_length=16", "--steps=5", "--chunk_steps=2",
+       "--paced"], input="\n" * 4, cwd=conftest.REPO_DIR, capture_output=True, text=True,
+      timeout=300, check=False)
+  assert process.returncode == 0, process.stderr[-3000:]
+  lines = process.stdout.splitlines()
+  # The first step, then 5 more in chunks of 2: four passes, three of them warm.
+  assert lines[0] == "ready 3"
+  assert [line.split()[0] for line in lines[1:5]] == ["pass"] * 4
+  report = json.loads("\n".join(lines[5:]))
+  assert report["chunk_steps"] == [1, 2, 2, 1] and report["steps"] == 5
+  assert report["chunk_seconds"] == pytest.approx([float(l.split()[1]) for l in lines[1:5]])
+  assert report["cold_step_ms"] == pytest.approx(1e3 * report["chunk_seconds"][0])
+  assert report["examples_per_sec"] > 0
 
 
 def test_task_training_runs_the_bucketed_pipeline(tiny_bert, tmp_path):
@@ -73,6 +102,7 @@ def test_task_training_runs_the_bucketed_pipeline(tiny_bert, tmp_path):
                      "--batch_size=4", "--steps=3", "--task_name=se0714", f"--data_dir={tmp_path}",
                      f"--vocab_file={tiny_bert['vocab_file']}", "--max_seq_length=16")
   assert report["steps"] == 3 and report["examples_per_sec"] > 0 and report["cold_step_ms"] > 0
+  assert report["chunk_steps"] == [1, 2]
   # Each batch is padded to its longest example rounded up to 8 (at most 16): 8 or 16 wide.
   assert 8 <= report["mean_width"] <= 16 and report["mean_tokens"] <= report["mean_width"]
 
