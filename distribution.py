@@ -52,6 +52,16 @@ def make_strategy(use_tpu=False, tpu_name=None, tpu_zone=None, gcp_project=None,
   return strategy
 
 
+def one_cpu_replica(use_tpu):
+  """Whether `make_strategy` will run one replica on the CPU; asked before it builds anything.
+
+  Unlike the strategy itself, the answer does not start TensorFlow's runtime, so the runtime's
+  settings may still follow from it.
+  """
+  return (not use_tpu and _cluster_workers() == 1
+          and not tf.config.list_physical_devices("GPU"))
+
+
 def is_chief(strategy):
   """Whether this worker writes checkpoints and results: true except on non-chief workers."""
   return strategy.extended.should_checkpoint

@@ -306,11 +306,14 @@ def main(argv):
   # and through `console`, which hides its C++ start-up log unless --verbosity=1 asks for it.
   import console  # pylint: disable=g-import-not-at-top
   console.import_tensorflow(logging.get_verbosity())
+  import inference  # pylint: disable=g-import-not-at-top
   import processors  # pylint: disable=g-import-not-at-top
   from processors import generic  # pylint: disable=g-import-not-at-top
   from processors import label_set  # pylint: disable=g-import-not-at-top
   import workflow  # pylint: disable=g-import-not-at-top
 
+  if not FLAGS.do_train:
+    inference.share_cpu_cores(FLAGS.use_tpu)  # First: the runtime sizes its threads once.
   processor = processors.get_processor(FLAGS.task_name, generic.Options.from_flags(FLAGS))
   label_names = label_set.resolve(processor, FLAGS.output_dir)
   bert_config, tokenizer = workflow.load_model_files(

@@ -197,17 +197,21 @@ def main(argv):
   import checkpoints  # pylint: disable=g-import-not-at-top
   import classifier  # pylint: disable=g-import-not-at-top
   import distribution  # pylint: disable=g-import-not-at-top
+  import inference  # pylint: disable=g-import-not-at-top
   import modeling  # pylint: disable=g-import-not-at-top
   import processors  # pylint: disable=g-import-not-at-top
   import training  # pylint: disable=g-import-not-at-top
 
+  if FLAGS.mode == "predict" and FLAGS.task_name:
+    inference.share_cpu_cores(use_tpu=False)  # As run_classifier.py does for a prediction run.
   distribution.set_precision(FLAGS.precision)
   config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
   strategy = tf.distribute.get_strategy()
   result = {"mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
             "max_seq_length": FLAGS.max_seq_length, "precision": FLAGS.precision,
             "jit_compile": FLAGS.jit_compile, "device": device_name(tf),
-            "tf_version": tf.__version__, "model": os.path.abspath(FLAGS.bert_config_file)}
+            "tf_version": tf.__version__, "model": os.path.abspath(FLAGS.bert_config_file),
+            "threads_per_op": tf.config.threading.get_intra_op_parallelism_threads() or "default"}
 
   # As run_classifier.py builds it on this device with these flags.
   skip_padding = classifier.skips_padding(distribution.on_accelerator(strategy), FLAGS.jit_compile)

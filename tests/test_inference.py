@@ -1,5 +1,9 @@
 """inference.py: bucketed prediction gives the fixed-padding probabilities, in input order."""
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -65,6 +69,42 @@ def test_batches_in_flight_only_for_one_replica_on_the_cpu():
     num_replicas_in_sync = 2
 
   assert inference.batches_in_flight(TwoReplicas()) == 1
+
+
+SHARE_CPU_CORES = """
+import json
+import os
+import sys
+import inference
+import tensorflow as tf
+if sys.argv[1] == "started":
+  tf.constant(1.0) + 1.0  # The runtime starts with its default threads.
+on_tpu = inference.share_cpu_cores(use_tpu=True)
+shared = inference.share_cpu_cores(use_tpu=False)
+print(json.dumps({"on_tpu": on_tpu, "shared": shared,
+                  "threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                  "cores": len(os.sched_getaffinity(0))}))
+"""
+
+
+def share_cpu_cores_in_process(runtime, **environment):
+  """What `SHARE_CPU_CORES` prints in a new process, its runtime "fresh" or "started"."""
+  done = subprocess.run([sys.executable, "-c", SHARE_CPU_CORES, runtime], cwd=conftest.REPO_DIR,
+                        env={**os.environ, **environment}, capture_output=True, text=True,
+                        check=True, timeout=120)
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_prediction_gives_each_batch_in_flight_its_share_of_the_cores():
+  fresh = share_cpu_cores_in_process("fresh")
+  expected = max(1, fresh["cores"] // inference.CPU_BATCHES_IN_FLIGHT)
+  assert fresh["on_tpu"] is None
+  assert fresh["shared"] == fresh["threads"] == expected
+  # Once the runtime has started its threads stay (0: TensorFlow's default, every core).
+  started = share_cpu_cores_in_process("started")
+  assert started["shared"] is None and started["threads"] == 0
+  # The user's own setting stands.
+  assert share_cpu_cores_in_process("fresh", TF_NUM_INTRAOP_THREADS="3")["shared"] is None
 
 
 def test_batches_in_flight_keep_dataset_order_and_raise_a_batch_error():

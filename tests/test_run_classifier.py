@@ -647,6 +647,12 @@ def test_readme_commands_run_unchanged_once_their_typos_are_fixed(readme_runs):
   assert ids == class_ids == [str(i) for i in range(1, 11)]
 
 
+def test_only_a_run_that_trains_nothing_shares_the_cores_between_batches(readme_runs):
+  """On one CPU, a prediction run sizes TensorFlow's threads for its batches in flight."""
+  assert "batches at once" in clitools.succeeded(readme_runs["predict"])
+  assert "batches at once" not in clitools.succeeded(readme_runs["train"])
+
+
 def assert_one_line_error(result, *fragments):
   """Asserts a run failed with one `error:` line holding `fragments`, and no traceback."""
   assert result.returncode != 0
