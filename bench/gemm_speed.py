@@ -7,14 +7,18 @@
       python bench/gemm_speed.py
 
 Each dense layer of a BERT multiplies [rows, in] by [in, out]: the attention's four projections
-(hidden × hidden) and the feed-forward pair (hidden × intermediate, intermediate × hidden).
+(hidden x hidden) and the feed-forward pair (hidden x intermediate, then intermediate x hidden).
 TensorFlow runs them through oneDNN, torch through MKL; on AVX2 the two differ (README, Speed).
-Each framework runs in a process of its own, because their thread pools would compete for the
-cores, and the processes alternate `--rounds` times, because these machines drift. Per shape and
-round: the median of `--calls` calls, in GFLOP/s. torch is optional (not in requirements.txt).
+A timed call runs `CHAIN` products back to back, each reading the one before, as a model's layers
+do: a call of one product alone also timed TensorFlow's dispatch and the threads' wake-up, and
+made its products look up to twice as slow as they run inside a model. Each framework runs in a
+process of its own, because their thread pools would compete for the cores, and the processes
+alternate `--rounds` times, because these machines drift. Per chain and round: the median of
+`--calls` calls, in GFLOP/s. torch is optional (not in requirements.txt).
 
-Prints one JSON object: {"tensorflow": {"ROWSxINxOUT": [GFLOP/s per round]}, "torch": {...} or a
-reason it was not measured, "device": ...}.
+Prints one JSON object: {"tensorflow": {CHAIN_NAME: [GFLOP/s per round]}, "torch": {...} or a
+reason it was not measured, "device": ...}. CHAIN_NAME is ROWSxHIDDENxHIDDEN for the attention's
+projections and ROWSxHIDDENxINTERMEDIATExHIDDEN for the feed-forward pair.
 """
 
 import json
@@ -40,35 +44,60 @@ flags.DEFINE_enum("worker", None, ["tensorflow", "torch"],
                   "Internal: measure this framework in this process.")
 
 
-def shapes():
-  """(rows, in, out) of each dense layer's product, for every --rows."""
+# Products per timed call: enough that a call's fixed cost is a few percent of it.
+CHAIN = 8
+
+
+def chains():
+  """[(name, rows, [(in, out), ...])]: each chain's cycle of products, for every --rows."""
   hidden, intermediate = FLAGS.hidden, FLAGS.intermediate
-  return [(int(rows), k, n) for rows in FLAGS.rows
-          for k, n in ((hidden, hidden), (hidden, intermediate), (intermediate, hidden))]
+  return [chain for rows in map(int, FLAGS.rows) for chain in (
+      (f"{rows}x{hidden}x{hidden}", rows, [(hidden, hidden)]),
+      (f"{rows}x{hidden}x{intermediate}x{hidden}", rows,
+       [(hidden, intermediate), (intermediate, hidden)]))]
 
 
-def median_gflops(multiply, rows, k, n):
-  timed = timing.time_steps(multiply, batch_size=1, warmup_steps=1, steps=FLAGS.calls)
-  return 2 * rows * k * n / (timed["step_time_ms_median"] / 1e3) / 1e9
+def chain_flops(rows, cycle):
+  return sum(2 * rows * k * n for k, n in (cycle[j % len(cycle)] for j in range(CHAIN)))
+
+
+def median_gflops(run_chain, rows, cycle):
+  timed = timing.time_steps(run_chain, batch_size=1, warmup_steps=1, steps=FLAGS.calls)
+  return chain_flops(rows, cycle) / (timed["step_time_ms_median"] / 1e3) / 1e9
 
 
 def measure_tensorflow():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  matmul = tf.function(tf.matmul)
   results = {}
-  for rows, k, n in shapes():
-    x, w = tf.random.normal([rows, k]), tf.random.normal([k, n])
-    results[f"{rows}x{k}x{n}"] = median_gflops(lambda: matmul(x, w).numpy(), rows, k, n)
+  for name, rows, cycle in chains():
+    # Scaled so that the values neither grow nor vanish along the chain.
+    weights = [tf.random.normal([k, n]) / k**0.5 for k, n in cycle]
+
+    @tf.function
+    def run_chain(x, weights=weights):
+      for j in range(CHAIN):
+        x = tf.matmul(x, weights[j % len(weights)])
+      return x[0, 0]
+
+    x = tf.random.normal([rows, cycle[0][0]])
+    results[name] = median_gflops(lambda: run_chain(x).numpy(), rows, cycle)
   return results
 
 
 def measure_torch():
   import torch  # pylint: disable=g-import-not-at-top
   results = {}
-  for rows, k, n in shapes():
+  for name, rows, cycle in chains():
     # torch keeps a Linear layer's weight as [out, in].
-    x, w = torch.randn(rows, k), torch.randn(n, k)
-    results[f"{rows}x{k}x{n}"] = median_gflops(lambda: x @ w.t(), rows, k, n)
+    weights = [torch.randn(n, k) / k**0.5 for k, n in cycle]
+    x = torch.randn(rows, cycle[0][0])
+
+    def run_chain(x=x, weights=weights):
+      for j in range(CHAIN):
+        x = x @ weights[j % len(weights)].t()
+      return float(x[0, 0])
+
+    results[name] = median_gflops(run_chain, rows, cycle)
   return results
 
 
