@@ -99,8 +99,9 @@ def share_cpu_cores(use_tpu):
   TensorFlow's runtime starts, which sizes its thread pools once. By default each op spreads
   over every core, so the batches in flight contend for the same threads; with cores //
   `CPU_BATCHES_IN_FLIGHT` threads per op, each batch runs on cores of its own. psychexp's test
-  split (all-MiniLM-L6-v2, 2 cores, AVX2; one thread per op against two, 8 passes alternated
-  between two resident processes): 1.03x warm (median pass; 1.05x summed), 1.08x cold.
+  split (all-MiniLM-L6-v2, 2 cores, AVX2; one thread per op against two, passes alternated
+  between two resident processes): 1.03x and 1.07x warm (median of 8 and of 10 rounds), and
+  first passes of 1.08x and 0.92x.
   Training keeps the default: its step is one chain of ops, and one thread each made a MiniLM
   step slower (584-622 against 535-540 ms at 32 x 29).
 
@@ -109,8 +110,10 @@ def share_cpu_cores(use_tpu):
     replica, TF_NUM_INTRAOP_THREADS sets them, or the runtime had started (a caller that
     already ran ops keeps its threads).
   """
-  if "TF_NUM_INTRAOP_THREADS" in os.environ or not distribution.one_cpu_replica(use_tpu):
+  if "TF_NUM_INTRAOP_THREADS" in os.environ:
     return None  # The user's own setting stands.
+  if not distribution.one_cpu_replica(use_tpu):
+    return None
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   threads = max(1, cores // CPU_BATCHES_IN_FLIGHT)
   try:
