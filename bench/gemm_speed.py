@@ -8,7 +8,7 @@
 
 Each dense layer of a BERT multiplies [rows, in] by [in, out]: the attention's four projections
 (hidden x hidden) and the feed-forward pair (hidden x intermediate, then intermediate x hidden).
-TensorFlow runs them through oneDNN, torch through MKL; on AVX2 the two differ (README, Speed).
+TensorFlow runs them through oneDNN, torch through MKL; README, Speed, compares the two on AVX2.
 A timed call runs `CHAIN` products back to back, each reading the one before, as a model's layers
 do: a call of one product alone also timed TensorFlow's dispatch and the threads' wake-up, and
 made its products look up to twice as slow as they run inside a model. Each framework runs in a
