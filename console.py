@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+import onednn
+
 # absl's C++ log prefix: severity, date, time (before absl is initialised, "00:00:" and the
 # seconds since 1970), thread id, file:line. Fatal (F) lines are kept.
 _CPP_LOG_LINE = re.compile(r"[IWE]\d{4} [\d:.]+ +\d+ [^ \]]+:\d+\] ")
@@ -59,12 +61,15 @@ def import_tensorflow(verbosity):
   and warning lines are hidden for the whole run (level 2) and those of the start-up, errors
   included, are dropped (the missing GPU of a CPU machine is reported as an error).
 
+  Before the import, `onednn.enable` chooses oneDNN's kernels on every x86 CPU.
+
   Args:
     verbosity: int, `absl.logging.get_verbosity()`.
 
   Returns:
     The `tensorflow` module.
   """
+  onednn.enable()
   if "TF_CPP_MIN_LOG_LEVEL" in os.environ or verbosity >= 1:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -32,6 +32,9 @@ from absl import flags
 
 import timing  # bench/timing.py, beside this script
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import onednn  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("rows", ["1024", "2048"], "Rows of the left operand (tokens in a batch).")
 flags.DEFINE_integer("hidden", 384, "The model's hidden size.")
@@ -114,6 +117,7 @@ def run_worker(framework):
 
 def main(argv):
   del argv
+  onednn.enable()  # The product's kernels, in the workers too: oneDNN's MatMul on AVX2 CPUs.
   if FLAGS.worker:
     measure = measure_tensorflow if FLAGS.worker == "tensorflow" else measure_torch
     print(json.dumps(measure()))
@@ -130,7 +134,8 @@ def main(argv):
       for shape, gflops in measured.items():
         results[framework].setdefault(shape, []).append(gflops)
   results["device"] = (f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} "
-                       f"cores; ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}, "
+                       f"cores; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, "
+                       f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}, "
                        f"MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'unset')}")
   print(json.dumps(results, indent=2))
 

@@ -193,6 +193,8 @@ def main(argv):
                       "seconds": seconds, "peak_rss_mb": timing.peak_rss_mb()}, indent=2))
     return
 
+  import onednn  # pylint: disable=g-import-not-at-top
+  onednn.enable()  # Before TensorFlow loads, as the product's console.import_tensorflow does.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import checkpoints  # pylint: disable=g-import-not-at-top
   import classifier  # pylint: disable=g-import-not-at-top

@@ -16,6 +16,12 @@ import hypothesis
 import numpy as np
 import pytest
 
+import onednn
+
+# The product's CPU kernels (onednn.py) in every test and in the processes tests start, chosen
+# before a test module imports TensorFlow: the same kernels on AVX2 as on AVX-512 CPUs.
+onednn.enable()
+
 # Hypothesis fails an example that takes over 200 ms, and a health check fails slow data
 # generation: on a loaded 2-core machine correct tests would fail. Tests assert results, not speed.
 hypothesis.settings.register_profile(
