@@ -23,7 +23,6 @@ projections and ROWSxHIDDENxINTERMEDIATExHIDDEN for the feed-forward pair.
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
@@ -133,8 +132,8 @@ def main(argv):
         continue
       for shape, gflops in measured.items():
         results[framework].setdefault(shape, []).append(gflops)
-  results["device"] = (f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} "
-                       f"cores; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, "
+  results["device"] = (f"{timing.cpu_description()}; "
+                       f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, "
                        f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}, "
                        f"MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'unset')}")
   print(json.dumps(results, indent=2))

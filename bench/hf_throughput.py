@@ -36,7 +36,6 @@ bench/throughput.py in the same session (bench/side_by_side.sh): these machines 
 
 import json
 import os
-import platform
 import sys
 
 from absl import app
@@ -237,8 +236,8 @@ def main(argv):
       "framework": f"transformers {transformers.__version__}, torch {torch.__version__}",
       "mode": FLAGS.mode, "batch_size": FLAGS.batch_size,
       "max_seq_length": FLAGS.max_seq_length, "precision": "fp32",
-      "device": f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                f"{torch.get_num_threads()} torch threads, {torch.backends.cpu.get_cpu_capability()}",
+      "device": f"{timing.cpu_description()}, {torch.get_num_threads()} torch threads, "
+                f"{torch.backends.cpu.get_cpu_capability()}",
       "model": os.path.abspath(model_dir())}
   if FLAGS.mode == "train":
     result["optimizer"] = "AdamW, fused" if FLAGS.fused_adamw else "AdamW, per-tensor loop"

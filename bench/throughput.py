@@ -30,7 +30,6 @@ product runs them, up to 100 (run_classifier's --log_steps) per call of the trai
 
 import json
 import os
-import platform
 import sys
 import time
 
@@ -81,7 +80,9 @@ def device_name(tf):
   gpus = tf.config.list_physical_devices("GPU")
   if gpus:
     return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-  return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+  kernels = "oneDNN" if _pywrap_util_port.IsMklEnabled() else "Eigen"
+  return f"{timing.cpu_description()}, {kernels} kernels"
 
 
 def model_flops_per_example(config, seq_length, mode):

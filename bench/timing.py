@@ -1,10 +1,35 @@
-"""What bench/throughput.py and bench/hf_throughput.py measure alike: step times and memory."""
+"""What bench/throughput.py and bench/hf_throughput.py measure alike: step times, memory, the CPU."""
 
+import os
+import platform
 import resource
 import sys
 import time
 
 import numpy as np
+
+
+# The vector extensions that choose the kernels: TensorFlow turns oneDNN on by itself only with
+# one of the last four (see onednn.py).
+_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile")
+
+
+def cpu_description():
+  """"CPU: <model name>, <n> cores, <extensions>", from /proc/cpuinfo where there is one."""
+  model, flags = platform.processor() or platform.machine(), set()
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+      for line in cpuinfo:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          model = value.strip()
+        elif key.strip() == "flags":
+          flags = set(value.split())
+          break
+  except OSError:
+    pass
+  extensions = " ".join(flag for flag in _CPU_FLAGS if flag in flags) or "unknown extensions"
+  return f"CPU: {model}, {os.cpu_count()} cores, {extensions}"
 
 
 def peak_rss_mb():

@@ -27,7 +27,12 @@ def test_fixed_shape(tiny_bert, mode):
                      "--batch_size=4", "--max_seq_length=16", "--steps=3")
   assert report["mode"] == mode and report["precision"] == "fp32"
   assert report["examples_per_sec"] > 0 and report["step_time_ms_median"] > 0
-  assert report["peak_rss_mb"] > 0 and report["tf_version"] and report["device"]
+  assert report["peak_rss_mb"] > 0 and report["tf_version"]
+  # The machine as a reader needs it: cores, vector extensions, and the kernels that
+  # onednn.enable chose (conftest calls it too, so the bench inherits its choice).
+  assert f"{os.cpu_count()} cores" in report["device"]
+  onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"
+  assert report["device"].endswith("oneDNN kernels" if onednn else "Eigen kernels")
 
 
 def test_task_split_and_tokenize_only(tiny_bert, tmp_path):
