@@ -18,7 +18,8 @@
 #   (8), training through the product's bucketed pipeline. Fixed-shape training also runs
 #   alternated, in chunks of 4 steps.
 # ISA=avx2 approximates an AVX2-only CPU on a newer one: oneDNN (TensorFlow's and torch's), MKL
-#   and torch's own kernels stop at AVX2.
+#   and torch's own kernels stop at AVX2. Only an approximation: caches, memory and clocks stay
+#   the newer CPU's (README, Speed, has both machines). Each JSON line's "device" names the CPU.
 # STEPS: timed steps of the fixed-shape runs (default 20; 40 alternated); TRAIN_STEPS: steps of
 #   the real-data training run (default one epoch).
 # Needs torch and transformers for the baseline (see bench/hf_throughput.py). Each run is a
