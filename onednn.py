@@ -13,7 +13,8 @@ for a forward pass of 32 x 128). The set of kernels is chosen once, when TensorF
 import os
 import platform
 
-_X86 = ("x86_64", "amd64")
+# platform.machine() of the x86 machines that TensorFlow has wheels for (Linux, Windows).
+X86_MACHINES = ("x86_64", "amd64")
 
 
 def enable():
@@ -23,5 +24,11 @@ def enable():
   user's `TF_ENABLE_ONEDNN_OPTS=0` keeps Eigen's kernels. Other machines (ARM, where the
   variable chooses other kernels) are left to TensorFlow's default.
   """
-  if platform.machine().lower() in _X86:
+  if platform.machine().lower() in X86_MACHINES:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def running():
+  """Whether the TensorFlow of this process runs oneDNN's kernels (it imports TensorFlow)."""
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+  return _pywrap_util_port.IsMklEnabled()

@@ -80,8 +80,8 @@ def device_name(tf):
   gpus = tf.config.list_physical_devices("GPU")
   if gpus:
     return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
-  kernels = "oneDNN" if _pywrap_util_port.IsMklEnabled() else "Eigen"
+  import onednn  # pylint: disable=g-import-not-at-top
+  kernels = "oneDNN" if onednn.running() else "Eigen"
   return f"{timing.cpu_description()}, {kernels} kernels"
 
 

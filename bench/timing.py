@@ -1,4 +1,4 @@
-"""What bench/throughput.py and bench/hf_throughput.py measure alike: step times, memory, the CPU."""
+"""What bench/throughput.py and bench/hf_throughput.py measure alike: steps, memory, the CPU."""
 
 import os
 import platform

@@ -8,8 +8,7 @@ import sys
 import pytest
 
 import onednn
-
-REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import conftest
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "AMD64"])
@@ -38,20 +37,20 @@ def onednn_in_a_fresh_process(env_value):
   """Whether TensorFlow, imported as the product imports it, runs oneDNN's kernels."""
   code = ("import console\n"
           "console.import_tensorflow(0)\n"
-          "from tensorflow.python.util import _pywrap_util_port\n"
-          "print(_pywrap_util_port.IsMklEnabled())\n")
+          "import onednn\n"
+          "print(onednn.running())\n")
   env = {name: value for name, value in os.environ.items() if name != "TF_ENABLE_ONEDNN_OPTS"}
   if env_value is not None:
     env["TF_ENABLE_ONEDNN_OPTS"] = env_value
-  result = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True,
-                          text=True, check=False, timeout=120, env=env)
+  result = subprocess.run([sys.executable, "-c", code], cwd=conftest.REPO_DIR,
+                          capture_output=True, text=True, check=False, timeout=120, env=env)
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stdout.split()[-1] == "True"
 
 
 # TensorFlow's own default is on only for CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX:
 # on an AVX2 machine the first assertion fails without onednn.enable.
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+@pytest.mark.skipif(platform.machine().lower() not in onednn.X86_MACHINES,
                     reason="oneDNN is chosen on x86 machines only")
 def test_the_product_runs_onednn_on_x86_unless_the_user_says_no():
   assert onednn_in_a_fresh_process(None)
