@@ -10,6 +10,10 @@ Google's TF1 `optimization.py` builds one training op out of three parts, reprod
   norm 1.0. Adam's bias correction can be switched on (`bias_correction`).
 * `create_optimizer`: the two above with Google's settings.
 
+The update of each variable is TensorFlow's fused `ResourceApplyAdam` kernel: one pass over the
+variable, its slots and its gradient, where the same update written as tensor ops makes a dozen
+(and compiled by XLA instead, it cost 2 s of a training run's first step).
+
 The optimizer's step counter, `optimizer.iterations`, is Google's `global_step`.
 """
 
@@ -17,6 +21,7 @@ import math
 import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 # Google's defaults: variables whose checkpoint name contains one of these are not decayed.
@@ -169,6 +174,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     self._learning_rate_scales = tuple((pattern, float(factor))
                                        for pattern, factor in learning_rate_scales)
     self.bias_correction = bool(bias_correction)
+    self._gradient_scale, self._m_scale = _fused_kernel_corrections(beta_1, beta_2)
     self._names_by_key = None
 
   def set_variable_names(self, variables_by_name):
@@ -248,38 +254,43 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
                for grad, var in grads_and_vars if grad is not None]
     norm = tf.linalg.global_norm(present)
     self.gradient_norm.assign(norm)
+    # One multiply per gradient: the clipping (as `tf.clip_by_global_norm`: NaN for a norm that
+    # is not finite, so that a diverged step shows in the weights) and the fused kernel's
+    # correction (see `_fused_kernel_corrections`).
+    scale = tf.constant(self._gradient_scale, tf.float32)
     if self.clip_norm:
-      present, _ = tf.clip_by_global_norm(present, self.clip_norm, use_norm=norm)
+      scale *= self.clip_norm * tf.minimum(1.0 / norm, 1.0 / self.clip_norm) + (norm - norm)
+    present = [gradient * tf.cast(scale, gradient.dtype) for gradient in present]
     present = iter(present)
     return [(grad if grad is None else next(present), var) for grad, var in grads_and_vars]
 
   def update_step(self, gradient, variable, learning_rate):
-    """Applies one Google AdamWeightDecay update to `variable` (gradient dense, clipped)."""
+    """Applies one Google AdamWeightDecay update to `variable`.
+
+    `gradient` is dense and clipped, and carries the fused kernel's correction (both from
+    `_all_reduce_sum_gradients`).
+    """
     index = self._get_variable_index(variable)
     m, v = self._m[index], self._v[index]
     dtype = variable.dtype
     lr = tf.cast(learning_rate, dtype) * tf.cast(self._scales[index], dtype)
-    # 1 - beta in Python float64, as Google's code does: in float32, 1 - 0.999 is off by
-    # 1.3e-5 relative, which shifts every update by about half that.
-    next_m = (tf.cast(self.beta_1, dtype) * m
-              + tf.cast(1.0 - self.beta_1, dtype) * gradient)
-    next_v = (tf.cast(self.beta_2, dtype) * v
-              + tf.cast(1.0 - self.beta_2, dtype) * tf.square(gradient))
-    if self.bias_correction:
-      # m / (1 - b1^t) over sqrt(v / (1 - b2^t)): the corrections are scalars, so they scale m
-      # and sqrt(v) rather than the [shape] tensors being divided twice.
-      step = tf.cast(self.iterations + 1, dtype)
-      update = (next_m / self._one_minus_power(self.beta_1, step, dtype)) / (
-          tf.sqrt(next_v) / tf.sqrt(self._one_minus_power(self.beta_2, step, dtype))
-          + tf.cast(self.epsilon, dtype))
-    else:
-      update = next_m / (tf.sqrt(next_v) + tf.cast(self.epsilon, dtype))
     if self._decayed[index]:
-      update += tf.cast(self.weight_decay_rate, dtype) * variable
-
-    self.assign(m, next_m)
-    self.assign(v, next_v)
-    self.assign_sub(variable, lr * update)
+      # p -= lr * (Adam's step + rate * p) is p -= lr * rate * p, then Adam's step.
+      self.assign_sub(variable, lr * tf.cast(self.weight_decay_rate, dtype) * variable)
+    epsilon = tf.cast(self.epsilon, dtype)
+    if self.bias_correction:
+      # (m / (1 - b1^t)) / (sqrt(v) / sqrt(1 - b2^t) + eps)
+      #   = sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps * sqrt(1 - b2^t)).
+      # The kernel could take b1^t and b2^t itself, but it would form 1 - b^t in float32.
+      step = tf.cast(self.iterations + 1, dtype)
+      root = tf.sqrt(self._one_minus_power(self.beta_2, step, dtype))
+      lr = lr * root / self._one_minus_power(self.beta_1, step, dtype)
+      epsilon = epsilon * root
+    zero = tf.zeros([], dtype)  # b1^t = b2^t = 0: the kernel's own bias correction is 1.
+    tf.raw_ops.ResourceApplyAdam(
+        var=variable.handle, m=m.handle, v=v.handle, beta1_power=zero, beta2_power=zero,
+        lr=lr / tf.cast(self._m_scale, dtype), beta1=tf.cast(self.beta_1, dtype),
+        beta2=tf.cast(self.beta_2, dtype), epsilon=epsilon, grad=gradient)
 
   @staticmethod
   def _one_minus_power(beta, step, dtype):
@@ -301,6 +312,24 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         "bias_correction": self.bias_correction,
     })
     return config
+
+
+def _fused_kernel_corrections(beta_1, beta_2):
+  """(gradient scale, m scale) that give `ResourceApplyAdam` Google's moments in float32.
+
+  The kernel updates m += (g - m) * (1 - beta_1) and v += (g^2 - v) * (1 - beta_2), forming
+  1 - beta in float32, where Google's code forms it in Python's float64: for beta_2 = 0.999,
+  float32's 1 - 0.999 is 1.3e-5 below 0.001, and v would be that much too small. Gradients
+  scaled by sqrt(0.001 / that) give Google's v. They also scale m, by the gradient scale times
+  float32's 1 - beta_1 over 0.1 (6.7e-6 in all), which is the m scale: the learning rate is
+  divided by it, so that the weights move by Google's update. m, as checkpoints hold it, stays
+  6.7e-6 above Google's.
+  """
+  one = np.float32(1.0)
+  in_kernel = [float(one - np.float32(beta)) for beta in (beta_1, beta_2)]
+  google = [float(np.float32(1.0 - beta)) for beta in (beta_1, beta_2)]
+  gradient_scale = math.sqrt(google[1] / in_kernel[1])
+  return gradient_scale, gradient_scale * in_kernel[0] / google[0]
 
 
 def create_optimizer(init_lr, num_train_steps, num_warmup_steps, variables_by_name=None,

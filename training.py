@@ -197,51 +197,19 @@ class LoopSettings:
   eval_every_steps: int = 0  # With `run`'s on_evaluate; the last step is evaluated too.
 
 
-# The compilation costs about 1.5 s once per run; the update it fuses saved 130 ms a step for
-# all-MiniLM-L6-v2's 22.7M parameters on one CPU core, so some 6 ms a step at this size: below
-# it, a short run (and every test's tiny model) would not earn the compilation back.
-COMPILE_UPDATE_MIN_PARAMETERS = 1_000_000
-
-
 def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=False,
-                    pos_weight=None, compile_update=None):
+                    pos_weight=None):
   """Returns a `tf.function` that runs `num_steps` training steps from a distributed iterator.
 
   It returns the loss of each step, float32 [num_steps], so that the host can name the first
   step whose loss was not finite, and each step's global gradient norm before clipping (that of
   the gradients summed over replicas), float32 [num_steps]. `pos_weight`: None, or float
   [num_labels], the weight of each label's positive examples in the loss (see
-  `classifier.per_example_loss`). `compile_update`: whether to apply the optimizer as one XLA
-  computation where it can be (see `apply_update`); by default, for models of at least
-  `COMPILE_UPDATE_MIN_PARAMETERS` trainable parameters.
+  `classifier.per_example_loss`).
   """
 
   loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
   iterations = _adam(optimizer).iterations
-  if compile_update is None:
-    compile_update = (sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-                      >= COMPILE_UPDATE_MIN_PARAMETERS)
-  compile_update = (compile_update and not jit_compile and not loss_scaled
-                    and not tf.distribute.has_strategy()
-                    and strategy is tf.distribute.get_strategy())
-
-  def apply_update(gradients, variables):
-    """Applies the optimizer; with `compile_update`, as one XLA computation.
-
-    Uncompiled, each variable's update is a dozen elementwise ops, each a pass over the
-    variable, its slots or a temporary; XLA fuses them into one pass. A training step of
-    all-MiniLM-L6-v2 on psychexp-like batches (32 x 32) took 957 ms instead of 1,087 on one
-    CPU core. Only on the default strategy: elsewhere the update holds the replicas'
-    all-reduce. Gradients go in dense (an embedding's IndexedSlices would vary in length with
-    the batch width and recompile), as the optimizer makes them anyway.
-    """
-    if not compile_update:
-      optimizer.apply_gradients(zip(gradients, variables))
-      return
-    present = [(g, v) for g, v in zip(gradients, variables) if g is not None]
-    compiled = tf.function(lambda dense: optimizer.apply_gradients(
-        zip(dense, [v for _, v in present])), jit_compile=True, autograph=False)
-    compiled([tf.convert_to_tensor(g) for g, _ in present])
 
   def step_fn(features, labels):
     with tf.GradientTape() as tape:
@@ -254,7 +222,7 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
     variables = model.trainable_variables
     gradients = tape.gradient(scaled, variables)
     before = tf.identity(iterations)
-    apply_update(gradients, variables)
+    optimizer.apply_gradients(zip(gradients, variables))
     if loss_scaled:
       # The loss scale skips the update of a step whose gradients overflowed, and Keras then
       # leaves the step count alone. Counted anyway, the step count stays the batch count:

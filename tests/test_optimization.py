@@ -138,10 +138,26 @@ def test_matches_numpy_reference(use_tf_function, bias_correction):
   assert int(optimizer.iterations) == 5
   for k, variable in variables.items():
     assert optimizer.is_decayed(variable) == DECAYED[k]
-    np.testing.assert_allclose(variable.numpy(), expected[k], rtol=1e-6, atol=1e-6, err_msg=k)
+    # The fused kernel forms 1 - beta_2 in float32, 1.3e-5 below 0.001: without the
+    # optimizer's correction v is that far off, and the weights 3.6e-5 (Google's update) and
+    # 1.9e-4 (bias-corrected). With it: 3e-7 and 1.7e-6, v 3e-7, m 6.9e-6 (by design).
+    np.testing.assert_allclose(variable.numpy(), expected[k], rtol=5e-6, err_msg=k)
     slot_m, slot_v = optimizer.slot_variables(variable)
     np.testing.assert_allclose(slot_m.numpy(), m[k], rtol=1e-5, atol=1e-7, err_msg=k)
-    np.testing.assert_allclose(slot_v.numpy(), v[k], rtol=1e-5, atol=1e-9, err_msg=k)
+    np.testing.assert_allclose(slot_v.numpy(), v[k], rtol=2e-6, err_msg=k)
+
+
+def test_each_variable_is_updated_by_one_fused_kernel():
+  """One `ResourceApplyAdam` pass per variable (a dozen tensor ops each would cost a training
+  step ~40 ms more for MiniLM's 22.7M parameters on a CPU core)."""
+  _, variables = make_variables()
+  optimizer = make_optimizer(variables)
+  var_list = list(variables.values())
+  optimizer.build(var_list)
+  apply = tf.function(lambda grads: optimizer.apply(grads, var_list))
+  grads = [tf.ones(v.shape) for v in var_list]
+  ops = [op.type for op in apply.get_concrete_function(grads).graph.get_operations()]
+  assert ops.count("ResourceApplyAdam") == len(var_list)
 
 
 def test_bias_corrected_first_step_moves_each_weight_by_the_rate():
