@@ -108,9 +108,11 @@ def test_the_plan_record_is_json(tmp_path):
     assert json.load(f) == PLAN
 
 
-def test_the_loop_updates_as_the_optimizer_applied_step_by_step(tiny_bert):
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_the_loop_updates_as_the_optimizer_applied_step_by_step(tiny_bert, jit_compile):
   """Batches of three widths through the training loop: losses, gradient norms, weights, slots
-  and step match the optimizer applied eagerly to the same gradients."""
+  and step match the optimizer applied eagerly to the same gradients. Also with the step
+  compiled by XLA, as `--use_xla` runs it on accelerators (the fused update kernel included)."""
   config = modeling.BertConfig.from_json_file(tiny_bert["config_file"])
   config = modeling.BertConfig(**dict(config.to_dict(), hidden_dropout_prob=0.0,
                                       attention_probs_dropout_prob=0.0))
@@ -132,7 +134,8 @@ def test_the_loop_updates_as_the_optimizer_applied_step_by_step(tiny_bert):
       lambda: iter(batches), output_signature=(
           {k: tf.TensorSpec([4, None], tf.int32) for k in batches[0][0]},
           tf.TensorSpec([4, 3], tf.float32)))
-  loop = training.make_train_loop(looped, optimizers[0], tf.distribute.get_strategy(), 4)
+  loop = training.make_train_loop(looped, optimizers[0], tf.distribute.get_strategy(), 4,
+                                  jit_compile)
   losses, norms = loop(iter(dataset), tf.constant(3))
   for step, (inputs, labels) in enumerate(batches):
     with tf.GradientTape() as tape:
