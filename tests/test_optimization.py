@@ -140,7 +140,7 @@ def test_matches_numpy_reference(use_tf_function, bias_correction):
     assert optimizer.is_decayed(variable) == DECAYED[k]
     # The fused kernel forms 1 - beta_2 in float32, 1.3e-5 below 0.001: without the
     # optimizer's correction v is that far off, and the weights 3.6e-5 (Google's update) and
-    # 1.9e-4 (bias-corrected). With it: 3e-7 and 1.7e-6, v 3e-7, m 6.9e-6 (by design).
+    # 1.9e-4 (bias-corrected). With it: 3e-7 and 1.7e-6, v 3e-7, m 6.9e-6 (6.7e-6 by design).
     np.testing.assert_allclose(variable.numpy(), expected[k], rtol=5e-6, err_msg=k)
     slot_m, slot_v = optimizer.slot_variables(variable)
     np.testing.assert_allclose(slot_m.numpy(), m[k], rtol=1e-5, atol=1e-7, err_msg=k)
