@@ -12,6 +12,7 @@ import tensorflow as tf
 import checkpoints
 import classifier
 import distribution
+import graph_optimisation
 import input_pipeline
 from errors import UserError
 
@@ -80,7 +81,7 @@ def _predict_step(model, strategy, element_spec):
                                    args=(inputs,))
       return (strategy.gather(probabilities, axis=0), strategy.gather(example_index, axis=0))
 
-    steps[key] = predict_step
+    steps[key] = graph_optimisation.on_cpu(predict_step, strategy)
   return steps[key]
 
 

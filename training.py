@@ -22,6 +22,7 @@ import console
 import distribution
 from errors import UserError
 import fileio
+import graph_optimisation
 import optimization
 
 
@@ -199,7 +200,7 @@ class LoopSettings:
 
 def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=False,
                     pos_weight=None):
-  """Returns a `tf.function` that runs `num_steps` training steps from a distributed iterator.
+  """Returns a function that runs `num_steps` training steps from a distributed iterator.
 
   It returns the loss of each step, float32 [num_steps], so that the host can name the first
   step whose loss was not finite, and each step's global gradient norm before clipping (that of
@@ -252,7 +253,7 @@ def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=F
          tf.TensorArray(tf.float32, size=num_steps)))
     return losses.stack(), gradient_norms.stack()
 
-  return train_loop
+  return graph_optimisation.on_cpu(train_loop, strategy)
 
 
 def run(model, optimizer, strategy, dataset, start_step, settings, output_dir, jit_compile=False,
