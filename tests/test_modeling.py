@@ -3,6 +3,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -82,6 +83,66 @@ def test_training_uses_the_trained_gelu_with_autodiffs_gradients(tiny_bert, conf
     layer.trained_activation = layer.activation
   for got, expected in zip(trained, gradients()):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_trained_layer_norm_has_the_values_and_gradients_of_keras(dtype, jit_compile):
+  rng = np.random.default_rng(0)
+  layer = keras.layers.LayerNormalization(epsilon=1e-12)
+  layer.build((None, None, 16))
+  layer.gamma.assign(rng.normal(1.0, 0.3, 16))
+  layer.beta.assign(rng.normal(0.0, 0.3, 16))
+  # Rows with their own offset and spread, as a residual sum has.
+  x = tf.constant(rng.normal(rng.normal(0, 3, (3, 5, 1)), rng.uniform(0.1, 4, (3, 5, 1)),
+                             (3, 5, 16)), dtype)
+  upstream = tf.constant(rng.normal(size=(3, 5, 16)), dtype)
+
+  def value_and_gradients(normalize):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = normalize(layer, x)
+    return [y, *tape.gradient(y, [x, layer.gamma, layer.beta], output_gradients=upstream)]
+
+  expected = value_and_gradients(lambda layer, x: layer(x))
+  got = tf.function(lambda: value_and_gradients(modeling.trained_layer_norm),
+                    jit_compile=jit_compile)()
+  assert got[0].dtype == dtype and got[1].dtype == dtype
+  # Forward, the same ops as Keras (XLA may fuse them differently); gradients, float32 sums in
+  # another order. bfloat16 rounds both to its 8 bits.
+  tight, loose = (1e-6, 1e-5) if dtype == "float32" else (1e-2, 1e-2)
+  np.testing.assert_allclose(np.float32(got[0]), np.float32(expected[0]), rtol=tight, atol=tight)
+  for g, e in zip(got[1:], expected[1:]):
+    np.testing.assert_allclose(np.float32(g), np.float32(e), rtol=loose,
+                               atol=loose * np.abs(np.float32(e)).max())
+
+
+def test_training_uses_the_trained_layer_norm_with_autodiffs_gradients(tiny_bert, config,
+                                                                       monkeypatch):
+  model = modeling.BertModel(modeling.BertConfig(**dict(
+      config.to_dict(), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)))
+  modeling.load_checkpoint(model, tiny_bert["checkpoint"])
+  calls = []
+  trained_layer_norm = modeling.trained_layer_norm
+  monkeypatch.setattr(modeling, "trained_layer_norm",
+                      lambda layer, x: calls.append(layer) or trained_layer_norm(layer, x))
+
+  def gradients():
+    with tf.GradientTape() as tape:
+      sequence, pooled = model(**tiny_bert["inputs"], training=True)
+      loss = (tf.reduce_sum(pooled * tf.sin(tf.range(pooled.shape[-1], dtype=tf.float32)))
+              + tf.reduce_sum(sequence[:, 1] ** 2))
+    return [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+
+  trained = gradients()
+  # Every LayerNorm of the model: the embeddings' and two per block.
+  assert len(calls) == 1 + 2 * config.num_hidden_layers
+  monkeypatch.setattr(modeling, "trained_layer_norm", lambda layer, x: layer(x))
+  for got, expected in zip(trained, gradients()):
+    # Float32 sums in another order, through every LayerNorm: up to 3.2e-6 of each gradient's
+    # largest value. The key biases' gradients are zero but for rounding (about 1e-11).
+    np.testing.assert_allclose(got, expected, rtol=1e-4,
+                               atol=1e-5 * np.abs(expected).max() + 1e-9)
 
 
 def test_real_positions_ignore_extra_padding(tiny_bert, loaded_model):
