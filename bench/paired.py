@@ -21,6 +21,14 @@ batches of the same epoch, so one round's chunks differ in width: the ratio that
 `total_ratio`, both sides' warm seconds summed over the epoch. At a fixed shape every chunk is
 the same work, and `median_ratio` is the steadiest figure.
 
+The cold passes are not alike: on the development VM the one that comes second runs slower
+than it does alone. With Hugging Face's process resident after its first training step, ours
+took 5.8-6.3 s against 4.6-4.7 s alone or first: as many page faults (316k), 2.8 s of system
+time instead of 0.5. Put second, Hugging Face's took 4.7 s against 2.8-3.3 s. Warm passes fault
+little and ran about as fast as alone (psychexp's epoch, one run alone each against three
+alternated: ours 84.8 against 83.9-85.6 examples/s, Hugging Face's 66.7 against 63.9-66.2).
+bench/side_by_side.sh therefore also times each side's first training step in a process alone.
+
 Prints one JSON object: each side's seconds per pass, the ratio of each round (Hugging Face's
 seconds over ours: above 1 means we are faster), their median, the ratio of the summed warm
 passes, of the best warm passes and of the cold passes, each side's examples/s over its warm

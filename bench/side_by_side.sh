@@ -62,6 +62,12 @@ if [[ -n "$data_dir" ]]; then
       --batch_size=8
   measure paired_task_predict $paired --mode=predict --data_dir="$data_dir"
   measure paired_task_train $paired --mode=train --data_dir="$data_dir" $train_steps
+  # Each side's first training step again, in a process alone on the machine, as a user's run
+  # is: in the alternated run, the side whose first step comes second (ours) is slowed by the
+  # other's resident process (see bench/paired.py).
+  measure hf_task_train_first $hf --mode=train $task --batch_size=32 --steps=2 --chunk_steps=1
+  measure ours_task_train_first $ours --mode=train $task --vocab_file="$model_dir/vocab.txt" \
+      --batch_size=32 --steps=2 --chunk_steps=1
   measure ours_tokenize $ours $task --vocab_file="$model_dir/vocab.txt" --tokenize_only
 fi
 
@@ -94,4 +100,16 @@ for label, what, ratio in [
 if "ours_task_predict" in runs and "hf_task_predict" in runs:
   a, b = (runs[s]["cold_examples_per_sec"] for s in ("ours_task_predict", "hf_task_predict"))
   print(f"{'prediction, test split, cold (first pass)':58} {b:7.1f} {a:7.1f} {a / b:6.2f}")
+# The epoch with each side's first step as measured alone: the alternated run's warm seconds
+# plus that step.
+if all(label in runs for label in ("paired_task_train", "hf_task_train_first",
+                                   "ours_task_train_first")):
+  paired = runs["paired_task_train"]
+  first = {side: runs[f"{side}_task_train_first"]["cold_step_ms"] / 1e3 for side in ("hf", "ours")}
+  print(f"{'first training step, each side alone (seconds)':58} {first['hf']:7.2f} "
+        f"{first['ours']:7.2f}")
+  rate = {side: paired[side]["steps"] * paired[side]["batch_size"]
+          / (sum(paired["seconds"][side][1:]) + first[side]) for side in first}
+  print(f"{'training, train split, warm + first step alone':58} {rate['hf']:7.1f} "
+        f"{rate['ours']:7.1f} {rate['ours'] / rate['hf']:6.2f}")
 EOF
