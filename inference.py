@@ -12,7 +12,6 @@ import tensorflow as tf
 import checkpoints
 import classifier
 import distribution
-import graph_optimisation
 import input_pipeline
 from errors import UserError
 
@@ -81,7 +80,7 @@ def _predict_step(model, strategy, element_spec):
                                    args=(inputs,))
       return (strategy.gather(probabilities, axis=0), strategy.gather(example_index, axis=0))
 
-    steps[key] = graph_optimisation.on_cpu(predict_step, strategy)
+    steps[key] = predict_step
   return steps[key]
 
 
