@@ -200,7 +200,8 @@ class LoopSettings:
 
 def make_train_loop(model, optimizer, strategy, global_batch_size, jit_compile=False,
                     pos_weight=None):
-  """Returns a function that runs `num_steps` training steps from a distributed iterator.
+  """Returns a function that runs `num_steps` training steps from a distributed iterator: a
+  `tf.function`, which on a CPU runs with `graph_optimisation`'s lighter options.
 
   It returns the loss of each step, float32 [num_steps], so that the host can name the first
   step whose loss was not finite, and each step's global gradient norm before clipping (that of
