@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 
+import garbage_collection
 import onednn
 
 # absl's C++ log prefix: severity, date, time (before absl is initialised, "00:00:" and the
@@ -54,14 +55,17 @@ def _startup_noise_hidden():
 
 
 def import_tensorflow(verbosity):
-  """Imports TensorFlow and finds its devices, with the C++ start-up log hidden by default.
+  """Imports TensorFlow and Keras and finds the devices, with the C++ start-up log hidden by
+  default.
 
   `TF_CPP_MIN_LOG_LEVEL`, when the user set it, is left alone and nothing is hidden. Otherwise
   absl's `--verbosity` decides: 1 (debug) or more shows every C++ log line; below, the C++ info
   and warning lines are hidden for the whole run (level 2) and those of the start-up, errors
   included, are dropped (the missing GPU of a CPU machine is reported as an error).
 
-  Before the import, `onednn.enable` chooses oneDNN's kernels on every x86 CPU.
+  Before the import, `onednn.enable` chooses oneDNN's kernels on every x86 CPU. The first import
+  in a process runs with the collector paused and freezes what it leaves
+  (`garbage_collection`): no later collection walks those objects again.
 
   Args:
     verbosity: int, `absl.logging.get_verbosity()`.
@@ -70,14 +74,21 @@ def import_tensorflow(verbosity):
     The `tensorflow` module.
   """
   onednn.enable()
-  if "TF_CPP_MIN_LOG_LEVEL" in os.environ or verbosity >= 1:
+  show_cpp_log = "TF_CPP_MIN_LOG_LEVEL" in os.environ or verbosity >= 1
+  if show_cpp_log:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+  else:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+  first_import = "tensorflow" not in sys.modules
+  with contextlib.ExitStack() as stack:
+    if first_import:
+      stack.enter_context(garbage_collection.paused_then_frozen())
+    if not show_cpp_log:
+      stack.enter_context(_startup_noise_hidden())
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    return tf
-  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-  with _startup_noise_hidden():
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.config.list_physical_devices()  # The GPU probe: where cuInit fails on a CPU machine.
+    import keras  # pylint: disable=g-import-not-at-top,unused-import
+    if not show_cpp_log:
+      tf.config.list_physical_devices()  # The GPU probe: where cuInit fails on a CPU machine.
   return tf
 
 
