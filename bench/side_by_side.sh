@@ -23,7 +23,8 @@
 # STEPS: timed steps of the fixed-shape runs (default 20; 40 alternated); TRAIN_STEPS: steps of
 #   the real-data training run (default one epoch).
 # Needs torch and transformers for the baseline (see bench/hf_throughput.py). Each run is a
-# fresh process, so the real-data figures include the cold start.
+# fresh process, so the real-data figures include the cold start; the last two rows time whole
+# processes, imports included, and their ratio is Hugging Face's seconds over ours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model_dir=${1:?usage: bash bench/side_by_side.sh MODEL_DIR [DATA_DIR]}
@@ -112,4 +113,14 @@ if all(label in runs for label in ("paired_task_train", "hf_task_train_first",
           / (sum(paired["seconds"][side][1:]) + first[side]) for side in first}
   print(f"{'training, train split, warm + first step alone':58} {rate['hf']:7.1f} "
         f"{rate['ours']:7.1f} {rate['ours'] / rate['hf']:6.2f}")
+# A user's run is one process: from its start (imports, the model, reading and tokenizing the
+# split) to the first pass's probabilities, or to the end of the first training step.
+for what, hf, ours in [
+    ("prediction: process start to first pass done (seconds)", "hf_task_predict",
+     "ours_task_predict"),
+    ("training: process start to first step done (seconds)", "hf_task_train_first",
+     "ours_task_train_first")]:
+  if hf in runs and ours in runs and runs[ours].get("process_seconds"):
+    a, b = runs[ours]["process_seconds"], runs[hf]["process_seconds"]
+    print(f"{what:58} {b:7.2f} {a:7.2f} {b / a:6.2f}")
 EOF

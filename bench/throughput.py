@@ -35,6 +35,7 @@ import time
 
 from absl import app
 from absl import flags
+from absl import logging
 import numpy as np
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,10 +148,12 @@ def task_predict(model, strategy):
                                     length_multiple=product_length_multiple())
     return converted
 
+  started = timing.seconds_since_process_start()
   timed, converted = timing.time_passes(one_pass, FLAGS.passes, FLAGS.paced)
   n = converted.num_examples
   return {"examples": n, "examples_per_sec": n / min(timed[1:]),
           "cold_examples_per_sec": n / timed[0],
+          "process_seconds": timing.process_seconds(started, timed[0], FLAGS.paced),
           "warm_examples_per_sec": [n / t for t in timed[1:]], "seconds": min(timed[1:]),
           "cold_seconds": timed[0], "mean_tokens": float(converted.lengths.mean())}
 
@@ -170,6 +173,7 @@ def task_train(model, strategy):
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
   loop = training.make_train_loop(model, optimizer, strategy, FLAGS.batch_size,
                                   FLAGS.jit_compile)
+  started = timing.seconds_since_process_start()
   sizes, seconds = timing.time_chunks(lambda n: loop(iterator, tf.constant(n))[0].numpy(),
                                       steps, FLAGS.chunk_steps, FLAGS.paced)
   cold, warm = seconds[0], sum(seconds[1:])
@@ -179,7 +183,9 @@ def task_train(model, strategy):
             else np.full(steps, FLAGS.max_seq_length))
   return {"steps": steps, "examples_per_sec": FLAGS.batch_size * (steps - 1) / warm,
           "cold_examples_per_sec": FLAGS.batch_size * steps / (cold + warm),
-          "cold_step_ms": cold * 1e3, "seconds": cold + warm, "chunk_steps": sizes,
+          "cold_step_ms": cold * 1e3,
+          "process_seconds": timing.process_seconds(started, cold, FLAGS.paced),
+          "seconds": cold + warm, "chunk_steps": sizes,
           "chunk_seconds": seconds, "mean_tokens": float(converted.lengths.mean()),
           "mean_width": float(widths.mean())}
 
@@ -194,9 +200,10 @@ def main(argv):
                       "seconds": seconds, "peak_rss_mb": timing.peak_rss_mb()}, indent=2))
     return
 
-  import onednn  # pylint: disable=g-import-not-at-top
-  onednn.enable()  # Before TensorFlow loads, as the product's console.import_tensorflow does.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import console  # pylint: disable=g-import-not-at-top
+  # As run_classifier.py imports it: oneDNN's kernels chosen first, the collector paused and
+  # the import's objects frozen.
+  tf = console.import_tensorflow(logging.get_verbosity())
   import checkpoints  # pylint: disable=g-import-not-at-top
   import classifier  # pylint: disable=g-import-not-at-top
   import distribution  # pylint: disable=g-import-not-at-top

@@ -37,6 +37,29 @@ def peak_rss_mb():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def seconds_since_process_start():
+  """Seconds since this process started, to 10 ms (Linux's /proc); None where there is no /proc.
+
+  A user's run is one process: interpreter start, imports, model loading, then the work.
+  """
+  try:
+    with open("/proc/self/stat", encoding="ascii") as stat:
+      start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # Field 22, starttime.
+    with open("/proc/uptime", encoding="ascii") as uptime:
+      return float(uptime.read().split()[0]) - start_ticks / os.sysconf("SC_CLK_TCK")
+  except (OSError, ValueError, IndexError):
+    return None
+
+
+def process_seconds(started, first_seconds, paced):
+  """Seconds from the process's start to the end of its first pass or step, which began at
+  `started` (`seconds_since_process_start()`) and took `first_seconds`; None when paced (the
+  first pass waited for bench/paired.py) or unknown."""
+  if paced or started is None:
+    return None
+  return started + first_seconds
+
+
 def time_steps(step, batch_size, warmup_steps, steps):
   """Runs `step()` `warmup_steps` times untimed, then `steps` times timed.
 

@@ -45,6 +45,8 @@ def test_task_split_and_tokenize_only(tiny_bert, tmp_path):
   assert len(report["warm_examples_per_sec"]) == 2
   assert report["examples_per_sec"] == max(report["warm_examples_per_sec"])
   assert report["cold_examples_per_sec"] > 0
+  # The whole process to the end of its cold pass: TensorFlow's import alone takes seconds.
+  assert report["process_seconds"] > report["cold_seconds"] + 1
   report = run_bench("--tokenize_only", *task)
   assert report["texts"] == 13 and report["texts_per_sec"] > 0
 
@@ -83,6 +85,19 @@ def test_training_is_timed_first_step_alone_then_in_chunks(monkeypatch):
   assert ran == sizes == [1, 10, 10, 4] and len(seconds) == 4
 
 
+def test_process_age_counts_from_the_interpreters_start(monkeypatch):
+  code = ("import time; time.sleep(0.5); import timing; import json\n"
+          "print(json.dumps(timing.seconds_since_process_start()))")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True, cwd=os.path.join(conftest.REPO_DIR, "bench"))
+  assert 0.5 <= json.loads(result.stdout) < 30
+  monkeypatch.syspath_prepend(os.path.join(conftest.REPO_DIR, "bench"))
+  import timing  # pylint: disable=g-import-not-at-top  # bench/timing.py
+  assert timing.process_seconds(2.0, 0.5, paced=False) == 2.5
+  # A paced first pass waited for bench/paired.py's line: no figure rather than a wrong one.
+  assert timing.process_seconds(2.0, 0.5, paced=True) is None
+
+
 def test_paced_fixed_shape_training_runs_one_chunk_per_line(tiny_bert):
   process = subprocess.run(
       [sys.executable, "bench/throughput.py", f"--bert_config_file={tiny_bert['config_file']}",
@@ -108,6 +123,7 @@ def test_task_training_runs_the_bucketed_pipeline(tiny_bert, tmp_path):
                      f"--vocab_file={tiny_bert['vocab_file']}", "--max_seq_length=16")
   assert report["steps"] == 3 and report["examples_per_sec"] > 0 and report["cold_step_ms"] > 0
   assert report["chunk_steps"] == [1, 2]
+  assert report["process_seconds"] > report["cold_step_ms"] / 1e3 + 1
   # Each batch is padded to its longest example rounded up to 8 (at most 16): 8 or 16 wide.
   assert 8 <= report["mean_width"] <= 16 and report["mean_tokens"] <= report["mean_width"]
 
