@@ -111,6 +111,20 @@ def _one_pass(process):
   return float(_read_until(process, "pass ").split()[1])
 
 
+def _result(process):
+  """The JSON object a side prints after its last pass.
+
+  Read through the same buffered stream as its "pass" lines: the result can arrive in the same
+  read as the last of them, and then sits in that buffer, where `communicate()`, which reads
+  the pipe itself, would never see it (2 of 8 side-by-side runs failed so).
+  """
+  process.stdin.close()
+  output = process.stdout.read()
+  if process.wait():
+    raise _failed(process, f"failed with exit status {process.returncode}")
+  return json.loads(output)
+
+
 def main(argv):
   del argv
   if FLAGS.mode == "predict" and not FLAGS.data_dir:
@@ -131,12 +145,7 @@ def main(argv):
     order = ["hf", "ours"] if round_index % 2 == 0 else ["ours", "hf"]
     for name in order:
       seconds[name].append(_one_pass(sides[name]))
-  results = {}
-  for name, process in sides.items():
-    output, _ = process.communicate()
-    if process.returncode:
-      raise _failed(process, f"failed with exit status {process.returncode}")
-    results[name] = json.loads(output)
+  results = {name: _result(process) for name, process in sides.items()}
   if FLAGS.mode == "predict":
     examples = {name: [results["ours"]["examples"]] * len(s) for name, s in seconds.items()}
   else:

@@ -98,6 +98,23 @@ def test_process_age_counts_from_the_interpreters_start(monkeypatch):
   assert timing.process_seconds(2.0, 0.5, paced=True) is None
 
 
+def test_paired_reads_a_result_that_came_in_one_write_with_the_last_pass_line():
+  # In a fresh interpreter: bench/paired.py defines absl flags that run_classifier.py also has.
+  side = ("import sys\n"
+          "print('ready 0', flush=True)\n"
+          "sys.stdin.readline()\n"
+          "sys.stdout.write('pass 1.5\\n' + '{\"steps\": 3}' + '\\n')\n")
+  code = ("import json, subprocess, sys, paired\n"
+          f"side = subprocess.Popen([sys.executable, '-c', {side!r}], stdin=subprocess.PIPE,\n"
+          "                        stdout=subprocess.PIPE, text=True)\n"
+          "ready = paired._read_until(side, 'ready')\n"
+          "print(json.dumps([ready, paired._one_pass(side), paired._result(side)]))\n")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=os.path.join(conftest.REPO_DIR, "bench"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads(result.stdout) == ["ready 0\n", 1.5, {"steps": 3}]
+
+
 def test_paced_fixed_shape_training_runs_one_chunk_per_line(tiny_bert):
   process = subprocess.run(
       [sys.executable, "bench/throughput.py", f"--bert_config_file={tiny_bert['config_file']}",
