@@ -35,6 +35,16 @@ def run_cli(args, env=None, timeout=300):
                         env=None if env is None else {**os.environ, **env})
 
 
+def run_python(code, cwd=REPO_DIR, env=None, timeout=120):
+  """Runs `python -c CODE` in a fresh interpreter (in the repository unless `cwd` says where),
+  with `env` as its whole environment when given; asserts it exited 0 and returns the
+  CompletedProcess."""
+  result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          check=False, timeout=timeout, env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
 def run_parallel(calls, workers=2):
   """Runs `run_cli(*call)` for each call, `workers` at a time; returns the results in order.
 

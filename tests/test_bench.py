@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import modeling
+from tests import clitools
 from tests import conftest
 from tests.test_distribution import write_se0714
 
@@ -88,8 +89,7 @@ def test_training_is_timed_first_step_alone_then_in_chunks(monkeypatch):
 def test_process_age_counts_from_the_interpreters_start(monkeypatch):
   code = ("import time; time.sleep(0.5); import timing; import json\n"
           "print(json.dumps(timing.seconds_since_process_start()))")
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True, cwd=os.path.join(conftest.REPO_DIR, "bench"))
+  result = clitools.run_python(code, cwd=os.path.join(conftest.REPO_DIR, "bench"), timeout=60)
   assert 0.5 <= json.loads(result.stdout) < 30
   monkeypatch.syspath_prepend(os.path.join(conftest.REPO_DIR, "bench"))
   import timing  # pylint: disable=g-import-not-at-top  # bench/timing.py
@@ -109,9 +109,7 @@ def test_paired_reads_a_result_that_came_in_one_write_with_the_last_pass_line():
           "                        stdout=subprocess.PIPE, text=True)\n"
           "ready = paired._read_until(side, 'ready')\n"
           "print(json.dumps([ready, paired._one_pass(side), paired._result(side)]))\n")
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False, cwd=os.path.join(conftest.REPO_DIR, "bench"))
-  assert result.returncode == 0, result.stderr[-3000:]
+  result = clitools.run_python(code, cwd=os.path.join(conftest.REPO_DIR, "bench"), timeout=60)
   assert json.loads(result.stdout) == ["ready 0\n", 1.5, {"steps": 3}]
 
 

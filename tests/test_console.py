@@ -7,8 +7,6 @@ import random
 import re
 import shutil
 import struct
-import subprocess
-import sys
 
 from absl import logging
 import numpy as np
@@ -19,7 +17,6 @@ import console
 import summaries
 from tests import clitools
 from tests import test_report
-from tests.conftest import REPO_DIR
 
 CPP_LOG_LINE = re.compile(r"^[IWEF]\d{4} .*\.cc:\d+\]", re.MULTILINE)
 
@@ -77,10 +74,7 @@ def import_tensorflow_stderr(verbosity, env):
           "print('after', tf.constant(2).numpy(), file=sys.stderr)\n")
   env = {name: value for name, value in {**os.environ, **env}.items()
          if name != "TF_CPP_MIN_LOG_LEVEL" or "TF_CPP_MIN_LOG_LEVEL" in env}
-  result = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True,
-                          text=True, check=False, timeout=120, env=env)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return result.stderr
+  return clitools.run_python(code, env=env).stderr
 
 
 def test_tensorflow_starts_quietly_by_default():

@@ -2,18 +2,13 @@
 freezing in the test process would keep every earlier test's garbage for good."""
 
 import json
-import subprocess
-import sys
 
-from tests import conftest
+from tests import clitools
 
 
 def run_python(code):
   """Runs `code` in a fresh interpreter in the repository; returns what it printed as JSON."""
-  result = subprocess.run([sys.executable, "-c", code], cwd=conftest.REPO_DIR,
-                          capture_output=True, text=True, check=False, timeout=120)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return json.loads(result.stdout.splitlines()[-1])
+  return json.loads(clitools.run_python(code).stdout.splitlines()[-1])
 
 
 def test_the_block_runs_without_collections_then_freezes_what_it_made():

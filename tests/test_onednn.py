@@ -2,13 +2,11 @@
 
 import os
 import platform
-import subprocess
-import sys
 
 import pytest
 
 import onednn
-from tests import conftest
+from tests import clitools
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "AMD64"])
@@ -42,10 +40,7 @@ def onednn_in_a_fresh_process(env_value):
   env = {name: value for name, value in os.environ.items() if name != "TF_ENABLE_ONEDNN_OPTS"}
   if env_value is not None:
     env["TF_ENABLE_ONEDNN_OPTS"] = env_value
-  result = subprocess.run([sys.executable, "-c", code], cwd=conftest.REPO_DIR,
-                          capture_output=True, text=True, check=False, timeout=120, env=env)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return result.stdout.split()[-1] == "True"
+  return clitools.run_python(code, env=env).stdout.split()[-1] == "True"
 
 
 # TensorFlow's own default is on only for CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX:
