@@ -53,11 +53,11 @@ class MultiLabelClassifier(keras.Model):
   `pooling` is "cls" (BERT's pooler, as the original) or "mean" (the mean of the last layer over
   the real tokens; the model has no pooler). With `skip_padding`, prediction (`training` False)
   runs BERT's dense layers on the real tokens alone (see `skips_padding`): the same logits, less
-  work.
+  work. `draw_weights` is BERT's (see `modeling.BertModel`); the head's weights are drawn always.
   """
 
   def __init__(self, bert_config, num_labels, add_dense=False, pooling="cls",
-               skip_padding=False, **kwargs):
+               skip_padding=False, draw_weights=True, **kwargs):
     super().__init__(**kwargs)
     if pooling not in POOLINGS:
       raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -66,8 +66,9 @@ class MultiLabelClassifier(keras.Model):
     self.add_dense = add_dense
     self.pooling = pooling
     self.skip_padding = skip_padding
+    self.draw_weights = draw_weights
     self.bert = modeling.BertModel(bert_config, add_pooler=pooling == "cls",
-                                   dtype=self.dtype_policy)
+                                   draw_weights=draw_weights, dtype=self.dtype_policy)
     self.dropout = modeling.Dropout(0.1, dtype="float32")
     # The head runs in float32 whatever the policy: its cost is negligible, and the logits feed
     # the sigmoid and the loss, which must stay float32.
@@ -110,7 +111,8 @@ class MultiLabelClassifier(keras.Model):
   def get_config(self):
     return {**super().get_config(), "bert_config": self.bert_config.to_dict(),
             "num_labels": self.num_labels, "add_dense": self.add_dense,
-            "pooling": self.pooling, "skip_padding": self.skip_padding}
+            "pooling": self.pooling, "skip_padding": self.skip_padding,
+            "draw_weights": self.draw_weights}
 
 
 def masked_mean(sequence_output, input_mask):

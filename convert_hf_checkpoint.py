@@ -114,7 +114,8 @@ def convert(hf_dir, output_dir):
       name, transpose = mapped
       tensors[name] = value.T if transpose else value
 
-  model = modeling.BertModel(modeling.BertConfig.from_dict(config, source=paths["config.json"]))
+  model = modeling.BertModel(modeling.BertConfig.from_dict(config, source=paths["config.json"]),
+                             draw_weights=False)
   variables = model.checkpoint_variables()
   checkpoints.check_fits(variables, {n: t.shape for n, t in tensors.items()},
                          paths["model.safetensors"])

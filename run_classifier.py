@@ -339,8 +339,10 @@ def main(argv):
                                     FLAGS.window_pooling))
   if hardware.is_chief:
     label_set.save(output_dir, label_names)  # The data is read: the label set is final.
-  model = workflow.build_model(hardware, bert_config, len(label_names), FLAGS.add_dense,
-                               FLAGS.seed, FLAGS.pooling)
+  model = workflow.build_model(
+      hardware, bert_config, len(label_names), FLAGS.add_dense, FLAGS.seed, FLAGS.pooling,
+      draw_weights=workflow.uses_random_weights(FLAGS.do_train, output_dir,
+                                                FLAGS.init_checkpoint))
   decisions = workflow.Decisions(tuple(label_names), FLAGS.cutoff_type, FLAGS.cut_off)
 
   if FLAGS.do_train:

@@ -205,7 +205,7 @@ def restore_model(settings, bert_config, num_labels, prefix):
                     f"pass --add_dense={str(has_dense).lower()}, as the run was trained")
   pooling = "cls" if _POOLER in stored else "mean"
   model = classifier.MultiLabelClassifier(bert_config, num_labels, settings.add_dense,
-                                          pooling=pooling, dtype="float32")
+                                          pooling=pooling, draw_weights=False, dtype="float32")
   checkpoints.restore(model.checkpoint_variables(), prefix)
   return model, pooling
 

@@ -213,12 +213,28 @@ def load_splits(processor, names, data_dir, tokenizer, vocab_file, do_lower_case
   return splits
 
 
-def build_model(hardware, bert_config, num_labels, add_dense, seed, pooling="cls"):
-  """The classifier, its head initialised from `seed` (which also seeds dropout)."""
+def uses_random_weights(do_train, output_dir, init_checkpoint):
+  """Whether a run uses BERT's random initial weights.
+
+  Only a training run with no checkpoint in `output_dir` to resume and no `init_checkpoint`
+  does. Every other run loads all of BERT's variables from a checkpoint before it uses them
+  (`training.initialize`, `inference.load`, `model_selection.load_best`), or stops.
+  """
+  return do_train and not (init_checkpoint or checkpoints.latest(output_dir))
+
+
+def build_model(hardware, bert_config, num_labels, add_dense, seed, pooling="cls",
+                draw_weights=True):
+  """The classifier, its head initialised from `seed` (which also seeds dropout).
+
+  BERT's weights are drawn only with `draw_weights` (see `uses_random_weights`); the head's
+  are the same either way.
+  """
   keras.utils.set_random_seed(seed)
   with hardware.strategy.scope():
     return classifier.MultiLabelClassifier(bert_config, num_labels, add_dense, pooling,
-                                           skip_padding=hardware.skips_padding)
+                                           skip_padding=hardware.skips_padding,
+                                           draw_weights=draw_weights)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -230,7 +230,8 @@ def main(argv):
     # The model exists before the clock starts, as in a server; the clock covers the rest.
     processor = processors.get_processor(FLAGS.task_name)
     model = classifier.MultiLabelClassifier(config, len(processor.get_labels()),
-                                            skip_padding=skip_padding)
+                                            skip_padding=skip_padding,
+                                            draw_weights=not FLAGS.init_checkpoint)
     if FLAGS.init_checkpoint:
       checkpoints.restore(model.checkpoint_variables(), FLAGS.init_checkpoint,
                           optional=classifier.is_head_variable)

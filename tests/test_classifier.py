@@ -120,6 +120,33 @@ def test_cls_pooling_reads_googles_pooled_output(tiny_bert):
     classifier.MultiLabelClassifier(config, 3, pooling="max")
 
 
+@pytest.mark.parametrize("add_dense", [False, True])
+def test_undrawn_bert_starts_at_zero_and_a_checkpoint_fills_every_weight(tiny_bert, add_dense):
+  config = modeling.BertConfig.from_json_file(tiny_bert["config_file"])
+
+  def build(draw_weights):
+    keras.utils.set_random_seed(5)
+    return classifier.MultiLabelClassifier(config, 3, add_dense, draw_weights=draw_weights)
+
+  drawn, undrawn = build(True), build(False)
+  head = {name for name in drawn.checkpoint_variables() if classifier.is_head_variable(name)}
+  for name, variable in undrawn.checkpoint_variables().items():
+    value, drawn_value = variable.numpy(), drawn.checkpoint_variables()[name].numpy()
+    if name in head:
+      np.testing.assert_array_equal(value, drawn_value, err_msg=name)
+    elif name.endswith(("kernel", "embeddings")):
+      assert not value.any() and drawn_value.std() > 0.01, name
+    else:  # Biases, LayerNorm: their initial values are constants anyway.
+      np.testing.assert_array_equal(value, drawn_value, err_msg=name)
+
+  for model in (drawn, undrawn):
+    modeling.load_checkpoint(model.bert, tiny_bert["checkpoint"])
+  # Every trainable weight is BERT's, which the checkpoint holds, or the head's, drawn in both.
+  assert len(undrawn.trainable_variables) == len(drawn.checkpoint_variables())
+  for a, b in zip(undrawn.trainable_variables, drawn.trainable_variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
 def test_positive_weights_are_negatives_per_positive_capped():
   labels = np.zeros([24, 4], np.float32)
   labels[:6, 0] = 1      # 18 / 6

@@ -685,6 +685,22 @@ def test_checkpoint_in_output_dir_beats_init_checkpoint(readme_runs):
   assert np.abs(pretrained - with_init).max() > 1e-3
 
 
+def test_training_without_a_checkpoint_starts_from_drawn_weights(readme_runs, tmp_path):
+  """Every other run loads all of BERT's weights and skips drawing them (see
+  `workflow.uses_random_weights`): this one must draw them, as Google's initializer does."""
+  log = clitools.succeeded(clitools.run_cli([
+      "--task_name=se0714", f"--data_dir={readme_runs['data_dir']}", f"--output_dir={tmp_path}",
+      *clitools.model_flags(readme_runs["model"], init_checkpoint=False),
+      "--max_seq_length=128", "--do_train=true", "--train_batch_size=40"]))
+  assert "training BERT from random weights" in log
+  reader = tf.train.load_checkpoint(checkpoints.latest(str(tmp_path)))
+  # Three epochs of one step at a learning rate of 5e-5 leave them close to where they began:
+  # a standard deviation near 0.02 (Google's truncated normal), where zeros would stay near 0.
+  for name in ("bert/embeddings/word_embeddings", "bert/encoder/layer_1/output/dense/kernel",
+               "bert/pooler/dense/kernel"):
+    assert 0.015 < reader.get_tensor(name).std() < 0.02, name
+
+
 def test_predict_only_run_tunes_dynamic_thresholds_on_dev(readme_runs):
   """The training run had no --do_eval, so no thresholds.json: the predict run makes it."""
   assert not os.path.exists(os.path.join(readme_runs["output_dir"], "thresholds.json"))
