@@ -5,9 +5,10 @@
 #   bash bench/side_by_side.sh MODEL_DIR [DATA_DIR]
 #   ISA=avx2 bash bench/side_by_side.sh MODEL_DIR [DATA_DIR]   # both sides limited to AVX2
 #
-# MODEL_DIR: a Google-format folder (bert_config.json, vocab.txt), e.g. the output of
-#   `python convert_hf_checkpoint.py`; the Hugging Face runs use the packaged all-MiniLM-L6-v2,
-#   which is the same model.
+# MODEL_DIR: a Google-format folder (bert_config.json, vocab.txt, bert_model.ckpt), e.g. the
+#   output of `python convert_hf_checkpoint.py`; the Hugging Face runs use the packaged
+#   all-MiniLM-L6-v2, which is the same model. The real-data runs load its weights, as a user's
+#   run does, and as Hugging Face's side does.
 # DATA_DIR: optional psychexp folder; adds the real-data runs, where Hugging Face is measured at
 #   its best: the test split predicted sorted by length, each batch padded to its longest, fast
 #   tokenizer (and, for reference, padded to 128), and again in alternating passes of two
@@ -38,6 +39,8 @@ ours="python bench/throughput.py --bert_config_file=$model_dir/bert_config.json"
 hf="python bench/hf_throughput.py"
 fixed="--batch_size=32 --max_seq_length=128 --steps=$steps"
 task="--task_name=psychexp --data_dir=$data_dir --max_seq_length=128"
+ours_task="$ours $task --vocab_file=$model_dir/vocab.txt"
+ours_task+=" --init_checkpoint=$model_dir/bert_model.ckpt"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 
@@ -59,17 +62,15 @@ if [[ -n "$data_dir" ]]; then
   measure hf_task_predict $hf --mode=predict $task --batch_size=32
   measure hf_task_predict_pad128 $hf --mode=predict $task --batch_size=32 --padding=max_length \
       --passes=1
-  measure ours_task_predict $ours --mode=predict $task --vocab_file="$model_dir/vocab.txt" \
-      --batch_size=8
+  measure ours_task_predict $ours_task --mode=predict --batch_size=8
   measure paired_task_predict $paired --mode=predict --data_dir="$data_dir"
   measure paired_task_train $paired --mode=train --data_dir="$data_dir" $train_steps
   # Each side's first training step again, in a process alone on the machine, as a user's run
   # is: in the alternated run, the side whose first step comes second (ours) is slowed by the
   # other's resident process (see bench/paired.py).
   measure hf_task_train_first $hf --mode=train $task --batch_size=32 --steps=2 --chunk_steps=1
-  measure ours_task_train_first $ours --mode=train $task --vocab_file="$model_dir/vocab.txt" \
-      --batch_size=32 --steps=2 --chunk_steps=1
-  measure ours_tokenize $ours $task --vocab_file="$model_dir/vocab.txt" --tokenize_only
+  measure ours_task_train_first $ours_task --mode=train --batch_size=32 --steps=2 --chunk_steps=1
+  measure ours_tokenize $ours_task --tokenize_only
 fi
 
 python - "$results" <<'EOF'
