@@ -55,7 +55,8 @@ flags.DEFINE_enum("mode", "train", ["train", "predict"], "What to measure.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length (fixed-shape modes) or the cap.")
 flags.DEFINE_integer("steps", None, "Timed steps after the warm-up steps (default 20); in the "
-                     "task training mode, all steps (default: one epoch).")
+                     "task training mode, all steps (default: one epoch). At least 2: training "
+                     "times its first step apart from the rest.", lower_bound=2)
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first (fixed-shape modes).")
 flags.DEFINE_integer("num_labels", 7, "Labels of the multi-label head (fixed-shape modes).")
 flags.DEFINE_string("task_name", None, "With --data_dir: measure a real split.")

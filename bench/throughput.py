@@ -49,7 +49,9 @@ flags.DEFINE_enum("mode", "train", ["train", "predict"], "What to measure.")
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length (fixed-shape modes) or the cap.")
 flags.DEFINE_integer("steps", None, "Timed steps after the warm-up steps (fixed-shape modes, "
-                     "default 20); in the task training mode, all steps (default: one epoch).")
+                     "default 20); in the task training mode, all steps (default: one epoch). "
+                     "At least 2: training times its first step apart from the rest.",
+                     lower_bound=2)
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first: tracing and compilation.")
 flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"], "Compute precision.")
 flags.DEFINE_bool("jit_compile", False, "Compile the step with XLA.")

@@ -52,6 +52,16 @@ def test_task_split_and_tokenize_only(tiny_bert, tmp_path):
   assert report["texts"] == 13 and report["texts_per_sec"] > 0
 
 
+@pytest.mark.parametrize("script", ["bench/throughput.py", "bench/hf_throughput.py"])
+def test_one_step_is_refused_before_anything_runs(script):
+  # Training times its first step apart: one step would leave no rate to report.
+  result = subprocess.run([sys.executable, script, "--mode=train", "--steps=1"],
+                          cwd=conftest.REPO_DIR, capture_output=True, text=True, timeout=60,
+                          check=False)
+  assert result.returncode != 0 and not result.stdout
+  assert "--steps=1" in result.stderr and ">= 2" in result.stderr, result.stderr[-2000:]
+
+
 def test_paced_passes_wait_for_a_line_each_and_report_their_seconds(monkeypatch, capsys):
   monkeypatch.syspath_prepend(os.path.join(conftest.REPO_DIR, "bench"))
   import timing  # pylint: disable=g-import-not-at-top  # bench/timing.py
