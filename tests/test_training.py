@@ -153,9 +153,10 @@ def test_the_loop_updates_as_the_optimizer_applied_step_by_step(tiny_bert, jit_c
   # m and in the bias it moves: slots are compared on the scale of all slots of their kind,
   # weights with a floor far below the ~1e-3 a step moves them. XLA sums the gradients in
   # another order: where an element nearly cancels, its relative rounding error is large, and
-  # Adam's normalised step (up to the learning rate, 1e-2) passes it on to the weight: over 16 seeds, up to 1.9e-6 under XLA, 2.3 times the tolerance without a floor
-  # (without XLA, at most 0.4 times it over 12 seeds). The floor under XLA is a thousandth of
-  # the learning rate.
+  # Adam's normalised step (up to the learning rate, 1e-2) passes it on to the weight. Over 16
+  # seeds that reached 1.9e-6 under XLA, 2.3 times the tolerance without a floor (without XLA,
+  # at most 0.4 times it over 12 seeds). The floor under XLA is a thousandth of the learning
+  # rate.
   floor = 1e-5 if jit_compile else 1e-9
   scales = [max(np.abs(pair[kind].numpy()).max() for pair in slots[1]) for kind in (0, 1)]
   for a, b, slots_a, slots_b in zip(looped.trainable_variables, eager.trainable_variables,
