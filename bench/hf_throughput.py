@@ -175,12 +175,12 @@ def task_predict(torch, transformers):
     probabilities[order] = np.concatenate(rows)
     return lengths, widths
 
-  started = timing.seconds_since_process_start()
-  timed, (lengths, widths) = timing.time_passes(one_pass, FLAGS.passes, FLAGS.paced)
+  timed, (lengths, widths), process_seconds = timing.time_passes(one_pass, FLAGS.passes,
+                                                                 FLAGS.paced)
   return {"task": FLAGS.task_name, "examples": int(lengths.size),
           "examples_per_sec": lengths.size / min(timed[1:]),
           "cold_examples_per_sec": lengths.size / timed[0],
-          "process_seconds": timing.process_seconds(started, timed[0], FLAGS.paced),
+          "process_seconds": process_seconds,
           "warm_examples_per_sec": [lengths.size / t for t in timed[1:]],
           "seconds": min(timed[1:]), "cold_seconds": timed[0], "padding": FLAGS.padding,
           "sort_by_length": FLAGS.sort_by_length, "mean_tokens": float(lengths.mean()),
@@ -220,14 +220,14 @@ def task_train(torch, transformers):
       step(batch, labels[indices])
       widths.append(batch["input_ids"].shape[1])
 
-  started = timing.seconds_since_process_start()
-  sizes, seconds = timing.time_chunks(run_steps, steps, FLAGS.chunk_steps, FLAGS.paced)
+  sizes, seconds, process_seconds = timing.time_chunks(run_steps, steps, FLAGS.chunk_steps,
+                                                       FLAGS.paced)
   warm = sum(seconds[1:])
   return {"task": FLAGS.task_name, "steps": steps,
           "examples_per_sec": FLAGS.batch_size * (steps - 1) / warm,
           "cold_examples_per_sec": FLAGS.batch_size * steps / sum(seconds),
           "cold_step_ms": seconds[0] * 1e3,
-          "process_seconds": timing.process_seconds(started, seconds[0], FLAGS.paced),
+          "process_seconds": process_seconds,
           "seconds": sum(seconds), "chunk_steps": sizes,
           "chunk_seconds": seconds, "padding": FLAGS.padding,
           "mean_tokens": float(np.mean(lengths)), "mean_width": float(np.mean(widths))}

@@ -150,12 +150,11 @@ def task_predict(model, strategy):
                                     length_multiple=product_length_multiple())
     return converted
 
-  started = timing.seconds_since_process_start()
-  timed, converted = timing.time_passes(one_pass, FLAGS.passes, FLAGS.paced)
+  timed, converted, process_seconds = timing.time_passes(one_pass, FLAGS.passes, FLAGS.paced)
   n = converted.num_examples
   return {"examples": n, "examples_per_sec": n / min(timed[1:]),
           "cold_examples_per_sec": n / timed[0],
-          "process_seconds": timing.process_seconds(started, timed[0], FLAGS.paced),
+          "process_seconds": process_seconds,
           "warm_examples_per_sec": [n / t for t in timed[1:]], "seconds": min(timed[1:]),
           "cold_seconds": timed[0], "mean_tokens": float(converted.lengths.mean())}
 
@@ -175,9 +174,8 @@ def task_train(model, strategy):
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
   loop = training.make_train_loop(model, optimizer, strategy, FLAGS.batch_size,
                                   FLAGS.jit_compile)
-  started = timing.seconds_since_process_start()
-  sizes, seconds = timing.time_chunks(lambda n: loop(iterator, tf.constant(n))[0].numpy(),
-                                      steps, FLAGS.chunk_steps, FLAGS.paced)
+  sizes, seconds, process_seconds = timing.time_chunks(
+      lambda n: loop(iterator, tf.constant(n))[0].numpy(), steps, FLAGS.chunk_steps, FLAGS.paced)
   cold, warm = seconds[0], sum(seconds[1:])
   multiple = product_length_multiple()
   widths = (np.minimum(-(-converted.lengths[plan].max(axis=1) // multiple) * multiple,
@@ -186,7 +184,7 @@ def task_train(model, strategy):
   return {"steps": steps, "examples_per_sec": FLAGS.batch_size * (steps - 1) / warm,
           "cold_examples_per_sec": FLAGS.batch_size * steps / (cold + warm),
           "cold_step_ms": cold * 1e3,
-          "process_seconds": timing.process_seconds(started, cold, FLAGS.paced),
+          "process_seconds": process_seconds,
           "seconds": cold + warm, "chunk_steps": sizes,
           "chunk_seconds": seconds, "mean_tokens": float(converted.lengths.mean()),
           "mean_width": float(widths.mean())}

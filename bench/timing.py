@@ -51,15 +51,6 @@ def seconds_since_process_start():
     return None
 
 
-def process_seconds(started, first_seconds, paced):
-  """Seconds from the process's start to the end of its first pass or step, which began at
-  `started` (`seconds_since_process_start()`) and took `first_seconds`; None when paced (the
-  first pass waited for bench/paired.py) or unknown."""
-  if paced or started is None:
-    return None
-  return started + first_seconds
-
-
 def time_steps(step, batch_size, warmup_steps, steps):
   """Runs `step()` `warmup_steps` times untimed, then `steps` times timed.
 
@@ -89,11 +80,13 @@ def time_passes(one_pass, passes, paced=False):
   between minutes) hits both sides of a round alike.
 
   Returns:
-    (seconds of each pass, the first one cold; what the last pass returned).
+    (seconds of each pass, the first one cold; what the last pass returned; the process's age
+    when the first pass ended (`seconds_since_process_start`), None when paced, as the first
+    pass waited for bench/paired.py, or where it is unknown).
   """
   if paced:
     print(f"ready {passes}", flush=True)
-  seconds, result = [], None
+  seconds, result, process_seconds = [], None, None
   for _ in range(1 + passes):
     if paced and not sys.stdin.readline():
       raise SystemExit("paced: stdin closed before the last pass")
@@ -102,7 +95,9 @@ def time_passes(one_pass, passes, paced=False):
     seconds.append(time.perf_counter() - started)
     if paced:
       print(f"pass {seconds[-1]}", flush=True)
-  return seconds, result
+    elif len(seconds) == 1:
+      process_seconds = seconds_since_process_start()
+  return seconds, result, process_seconds
 
 
 def chunk_sizes(steps, chunk_steps):
@@ -121,12 +116,14 @@ def time_chunks(run_steps, steps, chunk_steps, paced=False):
   that paced, two processes' training alternates chunk by chunk.
 
   Returns:
-    (the steps of each pass, the seconds of each pass).
+    (the steps of each pass, the seconds of each pass, the process's age at the end of the first
+    step as `time_passes` gives it).
   """
   sizes = chunk_sizes(steps, chunk_steps)
   pending = iter(sizes)
-  seconds, _ = time_passes(lambda: run_steps(next(pending)), len(sizes) - 1, paced)
-  return sizes, seconds
+  seconds, _, process_seconds = time_passes(lambda: run_steps(next(pending)), len(sizes) - 1,
+                                            paced)
+  return sizes, seconds, process_seconds
 
 
 def paced_fixed_training(run_steps, batch_size, steps, chunk_steps):
@@ -136,7 +133,7 @@ def paced_fixed_training(run_steps, batch_size, steps, chunk_steps):
     {examples_per_sec and step_time_ms_median (from the median chunk's seconds per step),
     cold_step_ms (the first step), chunk_steps, chunk_seconds, steps}.
   """
-  sizes, seconds = time_chunks(run_steps, 1 + steps, chunk_steps, paced=True)
+  sizes, seconds, _ = time_chunks(run_steps, 1 + steps, chunk_steps, paced=True)
   median = float(np.median([s / n for s, n in zip(seconds[1:], sizes[1:])]))
   return {"examples_per_sec": batch_size / median, "step_time_ms_median": median * 1e3,
           "cold_step_ms": seconds[0] * 1e3, "chunk_steps": sizes, "chunk_seconds": seconds,

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -73,8 +74,10 @@ def test_paced_passes_wait_for_a_line_each_and_report_their_seconds(monkeypatch,
     lines_read_before.append(stdin.tell())
     return len(lines_read_before)
 
-  seconds, last = timing.time_passes(one_pass, passes=2, paced=True)
+  seconds, last, process_seconds = timing.time_passes(one_pass, passes=2, paced=True)
   assert len(seconds) == 3 and last == 3
+  # The first pass waited for bench/paired.py's line: no figure rather than a wrong one.
+  assert process_seconds is None
   # Each pass began after its own line and before the next one was read.
   assert lines_read_before == [3, 6, 9]
   printed = capsys.readouterr().out.splitlines()
@@ -92,8 +95,9 @@ def test_training_is_timed_first_step_alone_then_in_chunks(monkeypatch):
   assert timing.chunk_sizes(21, 10) == [1, 10, 10]
   assert timing.chunk_sizes(25, 10) == [1, 10, 10, 4]
   ran = []
-  sizes, seconds = timing.time_chunks(ran.append, 25, 10)
+  sizes, seconds, process_seconds = timing.time_chunks(ran.append, 25, 10)
   assert ran == sizes == [1, 10, 10, 4] and len(seconds) == 4
+  assert process_seconds > 0
 
 
 def test_process_age_counts_from_the_interpreters_start(monkeypatch):
@@ -103,9 +107,10 @@ def test_process_age_counts_from_the_interpreters_start(monkeypatch):
   assert 0.5 <= json.loads(result.stdout) < 30
   monkeypatch.syspath_prepend(os.path.join(conftest.REPO_DIR, "bench"))
   import timing  # pylint: disable=g-import-not-at-top  # bench/timing.py
-  assert timing.process_seconds(2.0, 0.5, paced=False) == 2.5
-  # A paced first pass waited for bench/paired.py's line: no figure rather than a wrong one.
-  assert timing.process_seconds(2.0, 0.5, paced=True) is None
+  before = timing.seconds_since_process_start()
+  seconds, _, process_seconds = timing.time_passes(lambda: time.sleep(0.2), passes=1)
+  # Read when the first pass ended; /proc counts in 10 ms ticks.
+  assert before + seconds[0] - 0.02 <= process_seconds < before + seconds[0] + seconds[1]
 
 
 def test_paired_reads_a_result_that_came_in_one_write_with_the_last_pass_line():
