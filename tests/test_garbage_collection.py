@@ -6,13 +6,13 @@ import json
 from tests import clitools
 
 
-def run_python(code):
+def printed_json(code):
   """Runs `code` in a fresh interpreter in the repository; returns what it printed as JSON."""
   return json.loads(clitools.run_python(code).stdout.splitlines()[-1])
 
 
 def test_the_block_runs_without_collections_then_freezes_what_it_made():
-  state = run_python(
+  state = printed_json(
       "import gc, json, garbage_collection\n"
       "with garbage_collection.paused_then_frozen():\n"
       "  inside = gc.isenabled()\n"
@@ -29,7 +29,7 @@ def test_the_block_runs_without_collections_then_freezes_what_it_made():
 
 
 def test_a_collector_the_user_turned_off_stays_off_and_nothing_is_frozen():
-  state = run_python(
+  state = printed_json(
       "import gc, json, garbage_collection\n"
       "gc.disable()\n"
       "with garbage_collection.paused_then_frozen():\n"
@@ -39,7 +39,7 @@ def test_a_collector_the_user_turned_off_stays_off_and_nothing_is_frozen():
 
 
 def test_the_products_first_import_of_tensorflow_freezes_and_a_later_call_does_not():
-  state = run_python(
+  state = printed_json(
       "import gc, json, sys, console\n"
       "console.import_tensorflow(0)\n"
       "first = gc.get_freeze_count()\n"
