@@ -591,16 +591,60 @@ class BertModel(keras.Model):
       token_positions = tf.cast(tf.where(tf.reshape(input_mask, [-1]) > 0), tf.int32)
       hidden_states = tf.gather_nd(tf.reshape(hidden_states, [-1, self.config.hidden_size]),
                                    token_positions)                        # [tokens, hidden]
-    last = len(self.encoder_layers) - 1
-    for i, layer in enumerate(self.encoder_layers):
-      hidden_states = layer(hidden_states, attention_bias, training=training,
-                            first_token_only=pooled_only and i == last,
-                            token_positions=token_positions)
+    hidden_states = self._encode(hidden_states, attention_bias, training, pooled_only,
+                                 token_positions)
     if real_tokens_only and not pooled_only:
       hidden_states = _scatter_tokens(hidden_states, token_positions, tf.shape(input_ids)[0],
                                       tf.shape(input_ids)[1])
     pooled_output = None if self.pooler is None else self.pooler(hidden_states)
     return (None if pooled_only else hidden_states), pooled_output
+
+  def _encode(self, hidden_states, attention_bias, training, pooled_only, token_positions):
+    """Runs the blocks in order; the last computes the first position alone if `pooled_only`.
+
+    While a graph is traced, every block runs one traced function: the first block's layer on
+    the block's own weights, which a `keras.StatelessScope` puts in place of the first block's
+    variables. Tracing then builds a block once (twice with `pooled_only`), not once per block.
+    The graph runs the same ops; some gradients are summed in another order, so trained weights
+    can differ from the blocks' own calls in the last bit. Training all-MiniLM-L6-v2 on psychexp
+    (2-core AMD EPYC, AVX2 kernels), the step traced in 0.9-1.0 s instead of 1.2-1.4 and a run's
+    first step took 0.1-0.5 s less; warm steps ran as fast (0.97x and 1.00x, chunks alternated
+    in one process). Prediction's forward pass traces 0.1 s sooner, which its first call, where
+    the graph optimiser inlines the calls, takes back.
+
+    The variables a block assigns (its dropouts' seed states, when training) are assigned
+    after its call, as the block would have. Eagerly, and under a mixed-precision policy, each
+    block is called as it is: there the weights a block reads are cast copies, and the gradient
+    of a weight read twice would be summed before the cast back, in the narrower type.
+    """
+    if tf.executing_eagerly() or self.compute_dtype != self.variable_dtype:
+      def run_block(layer, hidden_states, first_token_only):
+        return layer(hidden_states, attention_bias, training=training,
+                     first_token_only=first_token_only, token_positions=token_positions)
+    else:
+      template = self.encoder_layers[0]
+
+      @tf.function(autograph=False)
+      def block(weights, hidden_states, attention_bias, token_positions, first_token_only):
+        with keras.StatelessScope(list(zip(template.variables, weights))) as scope:
+          output = template(hidden_states, attention_bias, training=training,
+                            first_token_only=first_token_only, token_positions=token_positions)
+          states = ([scope.get_current_value(v) for v in template.non_trainable_variables]
+                    if training else [])
+        return output, states
+
+      def run_block(layer, hidden_states, first_token_only):
+        weights = [tf.convert_to_tensor(v) for v in layer.variables]
+        output, states = block(weights, hidden_states, attention_bias, token_positions,
+                               first_token_only)
+        for variable, value in zip(layer.non_trainable_variables, states):
+          variable.assign(value)
+        return output
+
+    last = len(self.encoder_layers) - 1
+    for i, layer in enumerate(self.encoder_layers):
+      hidden_states = run_block(layer, hidden_states, pooled_only and i == last)
+    return hidden_states
 
   def checkpoint_variables(self):
     """{Google checkpoint name: variable} for every variable, e.g. `bert/pooler/dense/kernel`."""

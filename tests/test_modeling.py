@@ -231,6 +231,58 @@ def test_real_tokens_only_with_dropout(tiny_bert, loaded_model):
   assert not np.asarray(dropped)[~mask].any() and np.isfinite(pooled).all()
 
 
+@pytest.mark.parametrize("pooled_only,real_tokens_only,training", [
+    (False, False, False), (True, True, False), (False, False, True), (True, True, True)])
+def test_a_traced_model_traces_one_block_and_computes_what_each_block_does(
+    tiny_bert, loaded_model, monkeypatch, pooled_only, real_tokens_only, training):
+  """Traced, the blocks run one trace of the first block on their own weights; eagerly, each
+  block runs itself. Outputs, gradients and the dropouts' seed states come out the same."""
+  traced_blocks = []
+  block_call = modeling.TransformerLayer.call
+
+  def counted_call(layer, *args, **kwargs):
+    traced_blocks.append(layer.name)
+    return block_call(layer, *args, **kwargs)
+
+  monkeypatch.setattr(modeling.TransformerLayer, "call", counted_call)
+  inputs = {name: tf.constant(value) for name, value in tiny_bert["inputs"].items()}
+  seed_states = loaded_model.non_trainable_variables  # The dropouts' (embeddings' too).
+  start = [v.numpy() for v in seed_states]
+
+  def run():
+    with tf.GradientTape() as tape:
+      sequence, pooled = loaded_model(**inputs, training=training, pooled_only=pooled_only,
+                                      real_tokens_only=real_tokens_only)
+      loss = tf.reduce_sum(pooled * pooled)
+      if sequence is not None:
+        loss += tf.reduce_sum(sequence[:, :, 0])
+    return pooled, tape.gradient(loss, loaded_model.trainable_variables)
+
+  try:
+    eager = run()
+    eager_states = [v.numpy() for v in seed_states]
+    assert len(traced_blocks) == len(loaded_model.encoder_layers)
+    for variable, value in zip(seed_states, start):
+      variable.assign(value)
+    del traced_blocks[:]
+    traced = tf.function(run)()
+    traced_states = [v.numpy() for v in seed_states]
+  finally:
+    for variable, value in zip(seed_states, start):
+      variable.assign(value)
+  # The first block's layer, once, and again for a last block that computes [CLS] alone.
+  assert traced_blocks == ["layer_0"] * (2 if pooled_only else 1)
+  conftest.assert_close(traced[0], eager[0])
+  for variable, a, b in zip(loaded_model.trainable_variables, eager[1], traced[1]):
+    # The key biases' gradients are rounding noise around zero, as above.
+    conftest.assert_close(tf.convert_to_tensor(b), tf.convert_to_tensor(a), atol=1e-9,
+                          err_msg=variable.path)
+  for a, b in zip(eager_states, traced_states):
+    np.testing.assert_array_equal(b, a)
+  if training:  # Each dropout drew, so that the blocks' masks differ from one another.
+    assert all((a != b).any() for a, b in zip(start, traced_states))
+
+
 def test_dropout_drops_the_rate_and_keeps_the_expectation():
   dropout = modeling.Dropout(0.1, seed=3)
   x = tf.ones([1001, 999])  # An odd size: the last 32-bit draw serves one element.
