@@ -614,8 +614,8 @@ class BertModel(keras.Model):
 
     The variables a block assigns (its dropouts' seed states, when training) are assigned
     after its call, as the block would have. Eagerly, and under a mixed-precision policy, each
-    block is called as it is: there the weights a block reads are cast copies, and the gradient
-    of a weight read twice would be summed before the cast back, in the narrower type.
+    block is called as it is: there the function would take cast copies of the weights, and a
+    weight read twice would have its summed gradient rounded to the narrower type on the way back.
     """
     if tf.executing_eagerly() or self.compute_dtype != self.variable_dtype:
       def run_block(layer, hidden_states, first_token_only):
