@@ -129,9 +129,10 @@ def test_undrawn_bert_starts_at_zero_and_a_checkpoint_fills_every_weight(tiny_be
     return classifier.MultiLabelClassifier(config, 3, add_dense, draw_weights=draw_weights)
 
   drawn, undrawn = build(True), build(False)
-  head = {name for name in drawn.checkpoint_variables() if classifier.is_head_variable(name)}
+  drawn_variables = drawn.checkpoint_variables()
+  head = {name for name in drawn_variables if classifier.is_head_variable(name)}
   for name, variable in undrawn.checkpoint_variables().items():
-    value, drawn_value = variable.numpy(), drawn.checkpoint_variables()[name].numpy()
+    value, drawn_value = variable.numpy(), drawn_variables[name].numpy()
     if name in head:
       np.testing.assert_array_equal(value, drawn_value, err_msg=name)
     elif name.endswith(("kernel", "embeddings")):
@@ -142,7 +143,7 @@ def test_undrawn_bert_starts_at_zero_and_a_checkpoint_fills_every_weight(tiny_be
   for model in (drawn, undrawn):
     modeling.load_checkpoint(model.bert, tiny_bert["checkpoint"])
   # Every trainable weight is BERT's, which the checkpoint holds, or the head's, drawn in both.
-  assert len(undrawn.trainable_variables) == len(drawn.checkpoint_variables())
+  assert len(undrawn.trainable_variables) == len(drawn_variables)
   for a, b in zip(undrawn.trainable_variables, drawn.trainable_variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
