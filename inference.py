@@ -73,7 +73,10 @@ def _predict_step(model, strategy, element_spec):
     model_ref = weakref.ref(model)
 
     # One trace for every batch width and size: the signature leaves both dimensions open.
-    @tf.function(input_signature=[element_spec])
+    # Traced without AutoGraph, like the training loop: the step has no Python control flow on
+    # tensors to convert, and converting it took 0.04-0.14 s of the trace (psychexp's test split,
+    # all-MiniLM-L6-v2, 3 runs each: 0.18-0.22 against 0.22-0.36 s).
+    @tf.function(input_signature=[element_spec], autograph=False)
     def predict_step(batch):
       inputs, example_index = batch
       probabilities = strategy.run(lambda x: tf.sigmoid(model_ref()(x, training=False)),
