@@ -5,6 +5,7 @@ back what it wrote: the prediction TSVs, the eval results and the one-line error
 """
 
 from concurrent import futures
+import json
 import os
 import re
 import subprocess
@@ -35,14 +36,19 @@ def run_cli(args, env=None, timeout=300):
                         env=None if env is None else {**os.environ, **env})
 
 
-def run_python(code, cwd=REPO_DIR, env=None, timeout=120):
-  """Runs `python -c CODE` in a fresh interpreter (in the repository unless `cwd` says where),
-  with `env` as its whole environment when given; asserts it exited 0 and returns the
+def run_python(code, *args, cwd=REPO_DIR, env=None, timeout=120):
+  """Runs `python -c CODE ARGS...` in a fresh interpreter (in the repository unless `cwd` says
+  where), with `env` as its whole environment when given; asserts it exited 0 and returns the
   CompletedProcess."""
-  result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
-                          check=False, timeout=timeout, env=env)
+  result = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True,
+                          text=True, check=False, timeout=timeout, env=env)
   assert result.returncode == 0, result.stderr[-3000:]
   return result
+
+
+def printed_json(result):
+  """The JSON value that a process printed on its last line of stdout."""
+  return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def run_parallel(calls, workers=2):

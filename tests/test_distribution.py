@@ -68,15 +68,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
-def run_python(code, *args, env=None):
-  result = subprocess.run([sys.executable, "-c", code, *args], cwd=conftest.REPO_DIR,
-                          capture_output=True, text=True, env=env, timeout=300, check=False)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def test_mirrored_two_cpus_equal_one_device_on_the_global_batch(tiny_bert):
-  result = run_python(MIRRORED_SCRIPT, tiny_bert["config_file"])
+  result = clitools.printed_json(
+      clitools.run_python(MIRRORED_SCRIPT, tiny_bert["config_file"], timeout=300))
   assert result["replicas"] == 2
   assert result["global_step"] == 3
   # Two replicas sum the gradient in another order than one device: rounding, not more.

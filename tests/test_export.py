@@ -289,11 +289,8 @@ def test_export_runs_in_a_fresh_process_and_in_saved_model_cli(run, tmp_path):
   shutil.copytree(run.export_dir, copy)
   texts = {"text": run.test_texts[:3], "text_b": run.test_texts_b[:3]}
   env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-  result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(copy), clitools.REPO_DIR,
-                           json.dumps(texts)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
-                          timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
+  result = clitools.run_python(FRESH_PROCESS, str(copy), clitools.REPO_DIR, json.dumps(texts),
+                               cwd=tmp_path, env=env, timeout=300)
   loaded, cli_output = result.stdout.split("\n", 1)
   fresh = json.loads(loaded)
   here = tf.saved_model.load(run.export_dir).signatures["serving_default"](

@@ -1,9 +1,6 @@
 """inference.py: bucketed prediction gives the fixed-padding probabilities, in input order."""
 
-import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -18,6 +15,7 @@ import inference
 import modeling
 import tokenization
 from processors.base import InputExample
+from tests import clitools
 from tests import conftest
 
 
@@ -89,10 +87,8 @@ print(json.dumps({"on_tpu": on_tpu, "shared": shared,
 
 def share_cpu_cores_in_process(runtime, **environment):
   """What `SHARE_CPU_CORES` prints in a new process, its runtime "fresh" or "started"."""
-  done = subprocess.run([sys.executable, "-c", SHARE_CPU_CORES, runtime], cwd=conftest.REPO_DIR,
-                        env={**os.environ, **environment}, capture_output=True, text=True,
-                        check=True, timeout=120)
-  return json.loads(done.stdout.strip().splitlines()[-1])
+  return clitools.printed_json(
+      clitools.run_python(SHARE_CPU_CORES, runtime, env={**os.environ, **environment}))
 
 
 def test_prediction_gives_each_batch_in_flight_its_share_of_the_cores():

@@ -1,9 +1,6 @@
 """Tests for optimization.py against Google BERT's optimizer equations, written in numpy."""
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -12,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 import optimization
+from tests import clitools
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Keras names deliberately unlike the checkpoint names: decay must follow the latter.
 CHECKPOINT_NAMES = {
@@ -397,11 +394,8 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_strategy_matches_one_device_on_the_global_batch():
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  process = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], cwd=REPO_ROOT, env=env,
-                           capture_output=True, text=True, timeout=120, check=False)
-  assert process.returncode == 0, process.stderr[-3000:]
-  result = json.loads(process.stdout.strip().splitlines()[-1])
+  env = dict(os.environ, PYTHONPATH=clitools.REPO_DIR, TF_CPP_MIN_LOG_LEVEL="2")
+  result = clitools.printed_json(clitools.run_python(_MIRRORED_SCRIPT, env=env))
   # Both replicas' own gradients exceed the clip norm by different factors, so clipping
   # each replica's share before the sum would give a different update.
   norm_0, norm_1 = result["replica_norms"]

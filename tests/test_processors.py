@@ -1,8 +1,6 @@
 """Tests of the task processors: formats, dev hold-out, and the errors of bad files."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,8 +8,8 @@ import pytest
 from errors import UserError
 import processors
 from processors import base
+from tests import clitools
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOM = "\ufeff"
 
 
@@ -200,10 +198,8 @@ def test_holdout_is_the_same_rows_in_every_process(tmp_path):
   script = ("import sys; from processors import get_processor; "
             "print(' '.join(e.guid for e in get_processor('se0714').get_dev_examples(sys.argv[1])))")
   for seed in ("1", "2"):
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONHASHSEED": seed})
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = clitools.run_python(script, str(tmp_path),
+                                 env={**os.environ, "PYTHONHASHSEED": seed})
     assert result.stdout.split() == HOLDOUT_OF_50, f"PYTHONHASHSEED={seed}"
 
 

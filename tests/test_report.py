@@ -3,10 +3,7 @@
 import base64
 import dataclasses
 import html.parser
-import io
 import os
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
@@ -16,7 +13,7 @@ from sklearn import metrics as sk_metrics
 import metrics
 import report
 import thresholds
-from tests.conftest import REPO_DIR
+from tests import clitools
 
 LABELS = ("fear", "joy", "sadness")
 
@@ -167,8 +164,6 @@ def test_importing_report_does_not_import_matplotlib(tmp_path):
           "                    'f1': None}] * 2})\n"
           f"print(report.write_report({str(tmp_path)!r}, 't', ['a', 'b'], [split], {{}}, {{}},"
           " 0.5))\n")
-  result = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True,
-                          text=True, check=False, timeout=120)
-  assert result.returncode == 0, result.stderr[-3000:]
+  result = clitools.run_python(code)
   assert "matplotlib is not installed" in result.stderr
   assert os.listdir(tmp_path) == ["report.html"]
