@@ -26,9 +26,10 @@ Prediction keeps the defaults: its forward graph optimises in a quarter of that 
 test split's passes ran 1-2% slower this way (passes alternated in one process, 8 rounds,
 twice: medians 0.98 and 0.99), with the same probabilities.
 
-TensorFlow has no public setting for the number of rounds or the memory optimiser
-(`tf.config.optimizer.set_experimental_options` toggles other passes), so they go into the
-calling thread's function-call options, which a function's runtime reads when it is called.
+TensorFlow has no public setting for the number of rounds or the memory optimiser, and
+`tf.config.optimizer.set_experimental_options`, which toggles the other two, would change every
+function of the process, prediction's too. So all four go into the calling thread's
+function-call options, which a function's runtime reads when it is called.
 """
 
 import functools
